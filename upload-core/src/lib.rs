@@ -1,0 +1,50 @@
+//! Streaming, constant-memory file storage that never shows a half-written object.
+//!
+//! `upload-core` stores byte streams (an HTTP request body, a multipart
+//! field, anything that yields `Bytes`) as objects with server-generated,
+//! time-sortable ids. It hashes while streaming, enforces size limits and
+//! expected checksums, and commits each object atomically with its metadata.
+//! It depends on no web framework.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use futures_util::stream;
+//! use upload_core::{FileName, LocalConfig, PutOptions, Storage, StorageConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let storage = Storage::open(&StorageConfig::Local(LocalConfig::new(dir.path()))).await?;
+//!
+//! // Any stream of byte chunks: here two chunks that could come off a socket.
+//! let body = stream::iter([Ok::<_, std::io::Error>(Bytes::from("hello, ")), Ok(Bytes::from("world"))]);
+//! let opts = PutOptions {
+//!     filename: Some(FileName::sanitize("../../etc/greeting.txt")?),
+//!     max_size: Some(1 << 20),
+//!     ..PutOptions::default()
+//! };
+//! let info = storage.put(body, opts).await?;
+//! assert_eq!(info.size, 12);
+//! assert_eq!(info.filename.as_deref(), Some("greeting.txt")); // metadata only, never a path
+//!
+//! let object = storage.get(&info.id, None).await?;
+//! assert_eq!(object.info, info);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! All operations need a Tokio runtime: file I/O runs on its blocking pool,
+//! never on the caller's executor thread.
+
+mod error;
+mod id;
+mod info;
+mod local;
+mod name;
+mod storage;
+
+pub use error::{BoxError, Error, Result};
+pub use id::ObjectId;
+pub use info::{ByteRange, DEFAULT_CONTENT_TYPE, FileInfo, Page, PutOptions, parse_sha256_hex};
+pub use name::FileName;
+pub use storage::{LocalConfig, Object, ObjectBody, Storage, StorageConfig, WRITE_CHUNK};
