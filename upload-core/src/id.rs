@@ -89,10 +89,7 @@ mod tests {
             format!("{id}/"),
             format!("{id}\0"),
         ] {
-            assert!(
-                matches!(bad.parse::<ObjectId>(), Err(Error::InvalidId(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(bad.parse::<ObjectId>(), Err(Error::InvalidId(_))), "{bad:?}");
         }
     }
 }

@@ -48,13 +48,8 @@ impl PutOptions {
         if ct.len() > 255 {
             return Err(Error::InvalidContentType("longer than 255 bytes"));
         }
-        if !ct
-            .bytes()
-            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-        {
-            return Err(Error::InvalidContentType(
-                "only visible ASCII characters are allowed",
-            ));
+        if !ct.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+            return Err(Error::InvalidContentType("only visible ASCII characters are allowed"));
         }
         if !ct.contains('/') {
             return Err(Error::InvalidContentType("expected type/subtype"));
@@ -123,32 +118,18 @@ mod tests {
     fn ranges_resolve_like_rfc_9110() {
         use ByteRange::*;
         assert_eq!(Inclusive { first: 0, last: 0 }.resolve(10).unwrap(), 0..1);
-        assert_eq!(
-            Inclusive {
-                first: 2,
-                last: 100
-            }
-            .resolve(10)
-            .unwrap(),
-            2..10
-        );
+        assert_eq!(Inclusive { first: 2, last: 100 }.resolve(10).unwrap(), 2..10);
         assert_eq!(From(9).resolve(10).unwrap(), 9..10);
         assert_eq!(Suffix(3).resolve(10).unwrap(), 7..10);
         assert_eq!(Suffix(30).resolve(10).unwrap(), 0..10);
         for bad in [
-            Inclusive {
-                first: 10,
-                last: 12,
-            },
+            Inclusive { first: 10, last: 12 },
             Inclusive { first: 5, last: 4 },
             From(10),
             Suffix(0),
         ] {
             assert!(
-                matches!(
-                    bad.resolve(10),
-                    Err(Error::RangeNotSatisfiable { size: 10 })
-                ),
+                matches!(bad.resolve(10), Err(Error::RangeNotSatisfiable { size: 10 })),
                 "{bad:?}"
             );
         }
@@ -157,14 +138,8 @@ mod tests {
 
     #[test]
     fn content_types_that_could_break_a_header_are_refused() {
-        let opts = |ct: &str| PutOptions {
-            content_type: Some(ct.into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            PutOptions::default().content_type().unwrap(),
-            DEFAULT_CONTENT_TYPE
-        );
+        let opts = |ct: &str| PutOptions { content_type: Some(ct.into()), ..Default::default() };
+        assert_eq!(PutOptions::default().content_type().unwrap(), DEFAULT_CONTENT_TYPE);
         assert_eq!(
             opts("text/plain; charset=utf-8").content_type().unwrap(),
             "text/plain; charset=utf-8"

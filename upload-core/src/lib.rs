@@ -41,6 +41,7 @@ mod id;
 mod info;
 mod local;
 mod name;
+mod offload;
 mod storage;
 
 pub use error::{BoxError, Error, Result};

@@ -11,18 +11,16 @@
 //! lock guarantees no other process is writing there.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::mem;
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
-use tokio::task::{JoinError, JoinHandle};
 use tokio_util::io::ReaderStream;
 
-use crate::storage::{Object, Sink};
+use crate::offload::{Worker, blocking};
+use crate::storage::{Batch, Object, Sink};
 use crate::{ByteRange, Error, FileInfo, LocalConfig, ObjectId, Page, Result};
 
 const OBJECTS: &str = "objects";
@@ -67,20 +65,12 @@ impl LocalStore {
             }
             let swept = sweep(&tmp)?;
             if swept > 0 {
-                log::warn!(
-                    "removed {swept} unfinished upload(s) left in {}",
-                    tmp.display()
-                );
+                log::warn!("removed {swept} unfinished upload(s) left in {}", tmp.display());
             }
             if config.fsync {
                 sync_dir(&root)?;
             }
-            Ok(Self {
-                objects,
-                tmp,
-                fsync: config.fsync,
-                _lock: lock,
-            })
+            Ok(Self { objects, tmp, fsync: config.fsync, _lock: lock })
         })
         .await
     }
@@ -90,22 +80,14 @@ impl LocalStore {
         let fsync = self.fsync;
         let job = blocking(move || {
             fs::create_dir(&dir)?;
-            let guard = TempGuard {
-                path: dir,
-                armed: true,
-            };
+            let guard = TempGuard { path: dir, armed: true };
             let file = File::create_new(guard.path.join(DATA))?;
-            Ok(Box::new(Job {
-                file,
-                hasher: Sha256::new(),
-                offset: 0,
-                fsync,
-                guard,
-            }))
+            Ok(Job { file, offset: 0, fsync, guard })
         })
         .await?;
         Ok(LocalSink {
-            state: State::Idle(job),
+            job: Some(Worker::new(job, 2)),
+            finished: None,
             objects: self.objects.clone(),
         })
     }
@@ -177,10 +159,7 @@ impl LocalStore {
                     Err(e) => return Err(e),
                 }
             }
-            Ok(Page {
-                files,
-                next: if more { ids.last().copied() } else { None },
-            })
+            Ok(Page { files, next: if more { ids.last().copied() } else { None } })
         })
         .await
     }
@@ -201,35 +180,38 @@ impl LocalStore {
     }
 }
 
-/// One upload's file, hasher and temp directory. Whoever holds it (the
-/// sink, or the blocking job writing to it) owns the temp directory, so a
-/// dropped upload is cleaned up exactly once, after its last write.
+/// One upload's file and temp directory. It travels into each blocking write
+/// (see [`Offloaded`]), so a dropped upload is cleaned up exactly once, after
+/// its last write.
 struct Job {
     file: File,
-    hasher: Sha256,
     offset: u64,
     fsync: bool,
     guard: TempGuard,
 }
 
 impl Job {
-    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.hasher.update(chunk);
-        self.file.write_all(chunk)?;
-        if self.fsync {
-            start_writeback(&self.file, self.offset, chunk.len() as u64);
+    fn write(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|piece| IoSlice::new(piece)).collect();
+        let mut rest = &mut slices[..];
+        let mut len = 0;
+        while !rest.is_empty() {
+            let n = self.file.write_vectored(rest)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+            len += n as u64;
         }
-        self.offset += chunk.len() as u64;
+        if self.fsync {
+            start_writeback(&self.file, self.offset, len);
+        }
+        self.offset += len;
         Ok(())
     }
 
     fn commit(self, meta: &[u8], target: &Path, objects: &Path) -> Result<()> {
-        let Job {
-            file,
-            fsync,
-            mut guard,
-            ..
-        } = self;
+        let Job { file, fsync, mut guard, .. } = self;
         drop(file);
         let mut meta_file = File::create_new(guard.path.join(META))?;
         meta_file.write_all(meta)?;
@@ -248,65 +230,46 @@ impl Job {
     }
 }
 
-enum State {
-    Idle(Box<Job>),
-    Busy(JoinHandle<io::Result<Box<Job>>>),
-    Failed,
-}
-
 pub(crate) struct LocalSink {
-    state: State,
+    /// Taken by `finish`, which hands the file back for the commit.
+    job: Option<Worker<Job>>,
+    finished: Option<Job>,
     objects: PathBuf,
 }
 
-impl LocalSink {
-    /// The job back from whichever write holds it.
-    async fn job(&mut self) -> Result<Box<Job>> {
-        match mem::replace(&mut self.state, State::Failed) {
-            State::Idle(job) => Ok(job),
-            State::Busy(handle) => Ok(handle.await.map_err(join_error)??),
-            State::Failed => Err(Error::Io(io::Error::other("an earlier write failed"))),
-        }
-    }
+fn out_of_order() -> Error {
+    Error::Io(io::Error::other("upload sink used out of order"))
 }
 
 impl Sink for LocalSink {
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        let mut job = self.job().await?;
-        self.state = State::Busy(tokio::task::spawn_blocking(move || {
-            job.write(&chunk)?;
-            Ok(job)
-        }));
+    async fn write(&mut self, batch: Batch) -> Result<()> {
+        let worker = self.job.as_ref().ok_or_else(out_of_order)?;
+        worker.submit(move |job| job.write(&batch)).await
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        // A failed job has already dropped the file and its temp directory.
+        let worker = self.job.take().ok_or_else(out_of_order)?;
+        worker.submit(|job| if job.fsync { job.file.sync_data() } else { Ok(()) }).await?;
+        self.finished = Some(worker.finish().await?);
         Ok(())
     }
 
-    async fn finish(&mut self) -> Result<[u8; 32]> {
-        let mut job = self.job().await?;
-        let (job, digest) = blocking(move || {
-            if job.fsync {
-                job.file.sync_data()?;
-            }
-            let digest = job.hasher.finalize_reset().into();
-            Ok((job, digest))
-        })
-        .await?;
-        self.state = State::Idle(job);
-        Ok(digest)
-    }
-
-    async fn commit(mut self, info: &FileInfo) -> Result<()> {
-        let job = self.job().await?;
+    async fn commit(self, info: &FileInfo) -> Result<()> {
+        let job = self.finished.ok_or_else(out_of_order)?;
         let meta = serde_json::to_vec_pretty(info).map_err(io::Error::other)?;
         let target = self.objects.join(info.id.to_string());
         let objects = self.objects;
         blocking(move || job.commit(&meta, &target, &objects)).await
     }
 
-    async fn abort(mut self) {
-        if let Ok(job) = self.job().await {
-            // The guard removes the temp directory; off the executor, it may be large.
-            let _ = tokio::task::spawn_blocking(move || drop(job)).await;
-        }
+    async fn abort(self) {
+        let job = match (self.job, self.finished) {
+            (Some(worker), _) => worker.finish().await.ok(),
+            (None, finished) => finished,
+        };
+        // The guard removes the temp directory: file system work, off the executor.
+        let _ = tokio::task::spawn_blocking(move || drop(job)).await;
     }
 }
 
@@ -322,36 +285,13 @@ impl Drop for TempGuard {
             && let Err(e) = fs::remove_dir_all(&self.path)
             && e.kind() != io::ErrorKind::NotFound
         {
-            log::warn!(
-                "could not remove unfinished upload {}: {e}",
-                self.path.display()
-            );
+            log::warn!("could not remove unfinished upload {}: {e}", self.path.display());
         }
     }
 }
 
-async fn blocking<T, F>(f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(join_error)?
-}
-
-fn join_error(e: JoinError) -> Error {
-    Error::Io(io::Error::other(if e.is_panic() {
-        "storage worker panicked"
-    } else {
-        "storage worker cancelled"
-    }))
-}
-
 fn not_found(e: io::Error, id: &ObjectId) -> Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        Error::NotFound(id.to_string())
-    } else {
-        e.into()
-    }
+    if e.kind() == io::ErrorKind::NotFound { Error::NotFound(id.to_string()) } else { e.into() }
 }
 
 fn read_meta(dir: &Path, id: &ObjectId) -> Result<FileInfo> {

@@ -112,10 +112,7 @@ mod tests {
     #[test]
     fn rejects_names_with_nothing_left() {
         for raw in ["", "   ", ".", "..", "a/", "../", "\0\0", "x/.."] {
-            assert!(
-                matches!(FileName::sanitize(raw), Err(Error::InvalidName(_))),
-                "{raw:?}"
-            );
+            assert!(matches!(FileName::sanitize(raw), Err(Error::InvalidName(_))), "{raw:?}");
         }
     }
 

@@ -9,10 +9,7 @@ use upload_core::{ByteRange, LocalConfig, ObjectId, Storage, StorageConfig};
 pub type Chunk = Result<Bytes, std::io::Error>;
 
 pub fn config(dir: &Path, fsync: bool) -> StorageConfig {
-    StorageConfig::Local(LocalConfig {
-        root: dir.to_path_buf(),
-        fsync,
-    })
+    StorageConfig::Local(LocalConfig { root: dir.to_path_buf(), fsync })
 }
 
 /// A durable store in a fresh TempDir.
@@ -74,9 +71,5 @@ pub fn entries(root: &Path, sub: &str) -> Vec<String> {
 /// Asserts that nothing is stored and no temporary file remains.
 pub fn assert_empty(root: &Path) {
     assert_eq!(entries(root, "objects"), Vec::<String>::new(), "objects");
-    assert_eq!(
-        entries(root, "tmp"),
-        Vec::<String>::new(),
-        "temporary files"
-    );
+    assert_eq!(entries(root, "tmp"), Vec::<String>::new(), "temporary files");
 }

@@ -10,16 +10,10 @@ use crate::common::*;
 async fn a_stream_that_fails_half_way_leaves_nothing() {
     let (dir, storage) = store().await;
     let data = bytes(3 * WRITE_CHUNK + 10, 5);
-    let broken = stream::iter([Err(io::Error::new(
-        io::ErrorKind::ConnectionReset,
-        "peer gone",
-    ))]);
+    let broken = stream::iter([Err(io::Error::new(io::ErrorKind::ConnectionReset, "peer gone"))]);
     let body = chunked(&data, &[65_536; 40]).chain(broken);
     let err = storage.put(body, PutOptions::default()).await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Body(e) if e.to_string() == "peer gone"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::Body(e) if e.to_string() == "peer gone"), "{err:?}");
     assert_empty(dir.path());
 }
 
@@ -27,19 +21,13 @@ async fn a_stream_that_fails_half_way_leaves_nothing() {
 async fn an_over_limit_stream_stops_at_the_limit_and_leaves_nothing() {
     let (dir, storage) = store().await;
     let limit = 2 * WRITE_CHUNK as u64 + 1;
-    let opts = || PutOptions {
-        max_size: Some(limit),
-        ..Default::default()
-    };
+    let opts = || PutOptions { max_size: Some(limit), ..Default::default() };
 
     // The stream would go on forever: the limit must stop reading it.
     let block = bytes::Bytes::from(bytes(65_536, 1));
     let endless = stream::repeat(block).map(Ok::<_, io::Error>);
     let err = storage.put(endless, opts()).await.unwrap_err();
-    assert!(
-        matches!(err, Error::TooLarge { limit: l } if l == limit),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::TooLarge { limit: l } if l == limit), "{err:?}");
     assert_empty(dir.path());
 
     let exact = bytes(limit as usize, 2);
@@ -63,20 +51,13 @@ fn a_put_dropped_half_way_leaves_nothing() {
             Poll::<Option<Chunk>>::Pending
         });
         let data = bytes(3 * WRITE_CHUNK, 8);
-        let put = storage.put(
-            chunked(&data, &[65_536; 48]).chain(stall),
-            PutOptions::default(),
-        );
+        let put = storage.put(chunked(&data, &[65_536; 48]).chain(stall), PutOptions::default());
         let mut put = std::pin::pin!(put);
         tokio::select! {
             result = &mut put => panic!("the put finished: {result:?}"),
             _ = reached_rx => {}
         }
-        assert_eq!(
-            entries(dir.path(), "tmp").len(),
-            1,
-            "the upload is in progress"
-        );
+        assert_eq!(entries(dir.path(), "tmp").len(), 1, "the upload is in progress");
     });
     // Dropping the runtime waits for the blocking write the dropped put left in flight.
     drop(rt);
@@ -88,18 +69,11 @@ async fn crash_leftovers_are_swept_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let kept = {
         let storage = Storage::open(&config(dir.path(), true)).await.unwrap();
-        storage
-            .put(chunked(b"kept", &[]), PutOptions::default())
-            .await
-            .unwrap()
+        storage.put(chunked(b"kept", &[]), PutOptions::default()).await.unwrap()
     };
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(tmp.join("0190c0de-0000-7000-8000-000000000000")).unwrap();
-    std::fs::write(
-        tmp.join("0190c0de-0000-7000-8000-000000000000/data"),
-        b"half",
-    )
-    .unwrap();
+    std::fs::write(tmp.join("0190c0de-0000-7000-8000-000000000000/data"), b"half").unwrap();
     std::fs::write(tmp.join("stray"), b"x").unwrap();
 
     let storage = Storage::open(&config(dir.path(), true)).await.unwrap();
@@ -124,10 +98,8 @@ async fn readiness_writes_a_probe_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_content_types_are_refused_before_anything_is_written() {
     let (dir, storage) = store().await;
-    let opts = PutOptions {
-        content_type: Some("text/plain\r\nX-Evil: 1".into()),
-        ..Default::default()
-    };
+    let opts =
+        PutOptions { content_type: Some("text/plain\r\nX-Evil: 1".into()), ..Default::default() };
     let err = storage.put(chunked(b"x", &[]), opts).await.unwrap_err();
     assert!(matches!(err, Error::InvalidContentType(_)), "{err:?}");
     assert_empty(dir.path());

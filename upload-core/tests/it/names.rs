@@ -16,33 +16,19 @@ async fn hostile_names_are_stored_as_metadata_only() {
     ];
     for (raw, expected) in cases {
         let name = FileName::sanitize_bytes(raw).unwrap();
-        let opts = PutOptions {
-            filename: Some(name),
-            ..Default::default()
-        };
+        let opts = PutOptions { filename: Some(name), ..Default::default() };
         let info = storage.put(chunked(b"data", &[]), opts).await.unwrap();
         assert_eq!(info.filename.as_deref(), Some(expected));
-        assert_eq!(
-            storage.head(&info.id).await.unwrap().filename.as_deref(),
-            Some(expected)
-        );
+        assert_eq!(storage.head(&info.id).await.unwrap().filename.as_deref(), Some(expected));
     }
     // Only server ids name anything on disk; nothing escaped the root.
     let objects = entries(dir.path(), "objects");
     assert_eq!(objects.len(), 6);
-    assert!(
-        objects
-            .iter()
-            .all(|n| n.parse::<upload_core::ObjectId>().is_ok()),
-        "{objects:?}"
-    );
+    assert!(objects.iter().all(|n| n.parse::<upload_core::ObjectId>().is_ok()), "{objects:?}");
     let mut root = entries(dir.path(), "");
     root.retain(|n| n != ".lock");
     assert_eq!(root, ["objects", "tmp"]);
     assert!(!dir.path().parent().unwrap().join("passwd").exists());
 
-    assert!(matches!(
-        FileName::sanitize_bytes(b"../"),
-        Err(Error::InvalidName(_))
-    ));
+    assert!(matches!(FileName::sanitize_bytes(b"../"), Err(Error::InvalidName(_))));
 }

@@ -15,16 +15,10 @@ async fn round_trips_small_and_odd_sizes() {
         (1, vec![0, 0, 1]),
         (WRITE_CHUNK - 1, vec![7, 65_536]),
         (WRITE_CHUNK, vec![WRITE_CHUNK]),
-        (
-            3 * WRITE_CHUNK + 7,
-            vec![1, WRITE_CHUNK + 3, 2 * WRITE_CHUNK],
-        ),
+        (3 * WRITE_CHUNK + 7, vec![1, WRITE_CHUNK + 3, 2 * WRITE_CHUNK]),
     ] {
         let data = bytes(len, len as u64);
-        let info = storage
-            .put(chunked(&data, &sizes), PutOptions::default())
-            .await
-            .unwrap();
+        let info = storage.put(chunked(&data, &sizes), PutOptions::default()).await.unwrap();
         assert_eq!(info.size, len as u64);
         assert_eq!(info.sha256, sha256_hex(&data));
         assert_eq!(info.content_type, "application/octet-stream");
@@ -38,42 +32,20 @@ async fn round_trips_small_and_odd_sizes() {
 async fn ranges_read_exact_slices() {
     let (_dir, storage) = store().await;
     let data = bytes(2 * WRITE_CHUNK + 100, 3);
-    let info = storage
-        .put(chunked(&data, &[]), PutOptions::default())
-        .await
-        .unwrap();
+    let info = storage.put(chunked(&data, &[]), PutOptions::default()).await.unwrap();
     let n = data.len() as u64;
     for (range, expected) in [
         (ByteRange::Inclusive { first: 0, last: 0 }, &data[..1]),
-        (
-            ByteRange::Inclusive {
-                first: 10,
-                last: n + 50,
-            },
-            &data[10..],
-        ),
+        (ByteRange::Inclusive { first: 10, last: n + 50 }, &data[10..]),
         (ByteRange::From(n - 1), &data[data.len() - 1..]),
-        (
-            ByteRange::Suffix(WRITE_CHUNK as u64 + 1),
-            &data[data.len() - WRITE_CHUNK - 1..],
-        ),
+        (ByteRange::Suffix(WRITE_CHUNK as u64 + 1), &data[data.len() - WRITE_CHUNK - 1..]),
     ] {
         let object = storage.get(&info.id, Some(range)).await.unwrap();
         assert_eq!(object.range.end - object.range.start, expected.len() as u64);
-        assert_eq!(
-            read(&storage, &info.id, Some(range)).await,
-            expected,
-            "{range:?}"
-        );
+        assert_eq!(read(&storage, &info.id, Some(range)).await, expected, "{range:?}");
     }
-    let err = storage
-        .get(&info.id, Some(ByteRange::From(n)))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::RangeNotSatisfiable { size } if size == n),
-        "{err:?}"
-    );
+    let err = storage.get(&info.id, Some(ByteRange::From(n))).await.unwrap_err();
+    assert!(matches!(err, Error::RangeNotSatisfiable { size } if size == n), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,10 +63,7 @@ async fn metadata_is_kept() {
     assert!(info.created_at >= before && info.created_at <= time::OffsetDateTime::now_utc());
     let json = serde_json::to_value(&info).unwrap();
     assert_eq!(json["id"], info.id.to_string());
-    assert!(
-        json["created_at"].as_str().unwrap().ends_with('Z'),
-        "{json}"
-    );
+    assert!(json["created_at"].as_str().unwrap().ends_with('Z'), "{json}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,14 +74,8 @@ async fn checksum_is_verified_before_anything_is_visible() {
     let mut bad = good;
     bad[0] ^= 1;
 
-    let opts = |sha| PutOptions {
-        expected_sha256: Some(sha),
-        ..Default::default()
-    };
-    let err = storage
-        .put(chunked(&data, &[1000]), opts(bad))
-        .await
-        .unwrap_err();
+    let opts = |sha| PutOptions { expected_sha256: Some(sha), ..Default::default() };
+    let err = storage.put(chunked(&data, &[1000]), opts(bad)).await.unwrap_err();
     match err {
         Error::ChecksumMismatch { expected, actual } => {
             assert_eq!(expected, hex::encode(bad));
@@ -122,10 +85,7 @@ async fn checksum_is_verified_before_anything_is_visible() {
     }
     assert_empty(dir.path());
 
-    let info = storage
-        .put(chunked(&data, &[1000]), opts(good))
-        .await
-        .unwrap();
+    let info = storage.put(chunked(&data, &[1000]), opts(good)).await.unwrap();
     assert_eq!(info.sha256, hex::encode(good));
 }
 
@@ -136,9 +96,7 @@ async fn a_hundred_concurrent_puts_all_land() {
         let storage = storage.clone();
         tokio::spawn(async move {
             let data = bytes(1000 + i as usize * 997, i);
-            let info = storage
-                .put(chunked(&data, &[333, 4096]), PutOptions::default())
-                .await;
+            let info = storage.put(chunked(&data, &[333, 4096]), PutOptions::default()).await;
             (data, info.unwrap())
         })
     });
@@ -177,13 +135,7 @@ async fn past_four_gibibytes() {
     assert_eq!(info.sha256, hex::encode(expected.finalize()));
     assert_eq!(
         read(&storage, &info.id, Some(ByteRange::Suffix(5))).await,
-        [
-            block[WRITE_CHUNK - 2],
-            block[WRITE_CHUNK - 1],
-            b'e',
-            b'n',
-            b'd'
-        ]
+        [block[WRITE_CHUNK - 2], block[WRITE_CHUNK - 1], b'e', b'n', b'd']
     );
     storage.delete(&info.id).await.unwrap();
     assert_empty(dir.path());
