@@ -1,1 +1,181 @@
-//! Placeholder; filled by its own issue.
+//! The fastupload HTTP service: streaming uploads into [`upload_core`],
+//! CPU work on a [`compute`] pool, and the endpoints of the original
+//! FastAPI benchmark.
+//!
+//! `main` loads [`Settings`] and calls [`run`]; tests build the same app
+//! with [`configure`], so they exercise exactly what ships.
+//!
+//! ```no_run
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let settings = upload_http::RawSettings::load(None, std::env::vars())?.validate()?;
+//! upload_http::run(settings).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod error;
+mod files;
+mod misc;
+mod settings;
+mod telemetry;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{HttpResponse, web};
+
+pub use error::ApiError;
+pub use settings::{
+    ComputeSettings, Limits, RawCompute, RawLimits, RawServer, RawSettings, ServerSettings,
+    Settings, SettingsError, Size, Span,
+};
+pub use telemetry::Metrics;
+
+/// What every request handler shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The file store.
+    pub storage: upload_core::Storage,
+    /// The compute pool.
+    pub pool: compute::ComputePool,
+    /// The validated settings.
+    pub settings: Arc<Settings>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] upload_core::Error),
+    /// The compute pool could not be built.
+    #[error("cannot start the compute pool: {0}")]
+    Compute(#[from] compute::Error),
+    /// The address could not be bound, or the server failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// Opens the store and starts the compute pool.
+    ///
+    /// # Errors
+    /// [`StartError::Storage`] or [`StartError::Compute`].
+    pub async fn new(settings: Settings) -> Result<Self, StartError> {
+        let storage = upload_core::Storage::open(&settings.storage).await?;
+        let c = &settings.compute;
+        let pool = compute::ComputePool::builder()
+            .threads(c.threads)
+            .max_jobs(c.max_jobs)
+            .nice(c.nice)
+            .thread_name("fib")
+            .build()?;
+        let metrics = Arc::new(Metrics::new(pool.clone()));
+        Ok(Self { storage, pool, settings: Arc::new(settings), metrics })
+    }
+
+    fn body(&self, payload: web::Payload) -> body::Body<web::Payload> {
+        let s = &self.settings;
+        body::Body::new(
+            payload,
+            s.limits.max_request_size,
+            s.server.read_timeout,
+            self.metrics.bytes_received.clone(),
+        )
+    }
+
+    fn storage_error(&self, e: upload_core::Error) -> ApiError {
+        ApiError::from_storage(e, &self.settings.limits)
+    }
+}
+
+/// Registers every route, the shared state and the telemetry middleware:
+/// `App::new().configure(configure(state))`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let telemetry = telemetry::Telemetry(Arc::clone(&state.metrics));
+        let bad_query = |e: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest| {
+            ApiError::bad_request("invalid_query", e.to_string()).into()
+        };
+        let not_allowed = || web::to(misc::method_not_allowed);
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::QueryConfig::default().error_handler(bad_query))
+            .service(
+                web::scope("")
+                    .wrap(telemetry)
+                    .service(
+                        web::resource("/files")
+                            .route(web::post().to(files::upload_multipart))
+                            .route(web::get().to(files::list))
+                            .default_service(not_allowed()),
+                    )
+                    .service(
+                        web::resource("/files/{name}")
+                            .route(web::get().to(files::download))
+                            .route(web::head().to(files::download))
+                            .route(web::put().to(files::upload_raw))
+                            .route(web::delete().to(files::delete))
+                            .default_service(not_allowed()),
+                    )
+                    .service(
+                        web::resource("/")
+                            .route(web::post().to(files::upload_multipart))
+                            .route(web::get().to(|| async {
+                                HttpResponse::Ok()
+                                    .json(serde_json::json!({"service": "fastupload"}))
+                            }))
+                            .default_service(not_allowed()),
+                    )
+                    .route("/wait", web::get().to(misc::wait))
+                    .route("/asyncwait", web::get().to(misc::asyncwait))
+                    .route("/fib/{n}", web::get().to(misc::fib))
+                    .route("/healthz", web::get().to(misc::healthz))
+                    .route("/readyz", web::get().to(misc::readyz))
+                    .route("/metrics", web::get().to(misc::metrics))
+                    .default_service(web::to(misc::no_route)),
+            );
+    }
+}
+
+/// The HTTP server on `listener`, not yet awaited. It stops on SIGTERM or
+/// SIGINT, letting in-flight requests finish for up to
+/// `server.shutdown_timeout`.
+///
+/// # Errors
+/// If the listener cannot be used.
+pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let s = state.settings.server.clone();
+    Ok(actix_web::HttpServer::new(move || {
+        actix_web::App::new().configure(configure(state.clone()))
+    })
+    .workers(s.workers)
+    // A client that closes its side is gone: drop its handler (cancelling its
+    // compute job or upload) rather than finish work nobody will read.
+    .h1_allow_half_closed(false)
+    .shutdown_timeout(s.shutdown_timeout.as_secs())
+    .client_request_timeout(s.read_timeout.max(std::time::Duration::from_secs(5)))
+    .listen(listener)?
+    .run())
+}
+
+/// Opens everything `settings` describes and serves until stopped.
+///
+/// # Errors
+/// See [`StartError`].
+pub async fn run(settings: Settings) -> Result<(), StartError> {
+    let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
+    let state = AppState::new(settings).await?;
+    log::info!(
+        "listening on http://{} ({} workers, storage {:?})",
+        listener.local_addr()?,
+        state.settings.server.workers,
+        state.settings.storage
+    );
+    server(state, listener)?.await?;
+    log::info!("stopped");
+    Ok(())
+}

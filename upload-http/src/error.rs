@@ -1,0 +1,216 @@
+//! Every error response comes from here: one table decides the status and
+//! the `code`, so clients can rely on both.
+
+use actix_multipart::MultipartError;
+use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// An error as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; `code` says how.
+    #[error("{message}")]
+    BadRequest {
+        /// snake_case reason.
+        code: &'static str,
+        /// For humans.
+        message: String,
+    },
+    /// No such file.
+    #[error("no file with id {0}")]
+    NotFound(String),
+    /// No route for this path.
+    #[error("no route for {0}")]
+    NoRoute(String),
+    /// The path exists, the method is not served there.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    /// A raw upload needs Content-Length or chunked encoding.
+    #[error("a request body with Content-Length or Transfer-Encoding: chunked is required")]
+    LengthRequired,
+    /// A size limit was exceeded.
+    #[error("{what} exceeds the limit of {limit} bytes ({human})", human = bytesize::ByteSize(*limit).display().iec())]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+        /// What exceeded it.
+        what: &'static str,
+    },
+    /// More files than a request may carry.
+    #[error("a request may carry at most {0} files")]
+    TooManyFiles(usize),
+    /// The body is not of a type this endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The Range lies outside the file.
+    #[error("range not satisfiable: the file has {size} bytes")]
+    RangeNotSatisfiable {
+        /// The file's size.
+        size: u64,
+    },
+    /// The client was too slow to send its request.
+    #[error("no data received for {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// The storage device is full.
+    #[error("storage is full")]
+    StorageFull,
+    /// The compute pool is full.
+    #[error("compute pool is busy ({0} jobs running or queued); retry later")]
+    ComputeBusy(usize),
+    /// The compute job ran past its deadline and was stopped.
+    #[error("computation exceeded its time limit and was stopped")]
+    ComputeTimeout,
+    /// Storage cannot be reached or used right now.
+    #[error("storage is unavailable; retry later")]
+    Unavailable,
+    /// A bug or an I/O failure; details are logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 with its code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    /// The one table: status and code of every error.
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length_required"),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::TooManyFiles(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_files"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::RangeNotSatisfiable { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
+            Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            Self::ComputeBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "compute_busy"),
+            Self::ComputeTimeout => (StatusCode::SERVICE_UNAVAILABLE, "compute_timeout"),
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(detail) = self {
+            log::error!("internal error: {detail}");
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let Self::RangeNotSatisfiable { size } = self {
+            response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        response.json(json!({ "error": { "code": code, "message": self.to_string() } }))
+    }
+}
+
+/// What went wrong with a request body, classified where actix's own
+/// (non-`Send`) errors are at hand, so storage can carry it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("the request body exceeds its limit")]
+    TooLarge,
+    #[error("no data received for {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("malformed multipart body: {0}")]
+    Malformed(String),
+    #[error("the request body could not be read: {0}")]
+    Incomplete(String),
+}
+
+impl BodyError {
+    pub(crate) fn from_payload(e: PayloadError) -> Self {
+        match e {
+            PayloadError::Overflow => Self::TooLarge,
+            PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                Self::Timeout(crate::body::timeout_of(&io))
+            }
+            other => Self::Incomplete(other.to_string()),
+        }
+    }
+
+    pub(crate) fn from_multipart(e: MultipartError) -> Self {
+        match e {
+            MultipartError::Payload(payload) => Self::from_payload(payload),
+            other => Self::Malformed(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a storage error; `limits` names the limits in the messages.
+    pub(crate) fn from_storage(e: upload_core::Error, limits: &crate::settings::Limits) -> Self {
+        use upload_core::Error as E;
+        match e {
+            E::NotFound(id) => Self::NotFound(id),
+            E::TooLarge { limit } => Self::TooLarge { limit, what: "the file" },
+            E::ChecksumMismatch { expected, actual } => Self::bad_request(
+                "digest_mismatch",
+                format!(
+                    "the body's SHA-256 is {actual}, not {expected} as Content-Digest says; nothing was stored"
+                ),
+            ),
+            E::InvalidId(id) => Self::bad_request("invalid_id", format!("{id:?} is not a file id")),
+            E::InvalidName(why) => Self::bad_request("invalid_filename", why),
+            E::InvalidContentType(why) => Self::bad_request("invalid_content_type", why),
+            E::RangeNotSatisfiable { size } => Self::RangeNotSatisfiable { size },
+            E::StorageFull => Self::StorageFull,
+            E::Unavailable(detail) => {
+                log::warn!("storage unavailable: {detail}");
+                Self::Unavailable
+            }
+            E::Body(source) => match source.downcast::<BodyError>() {
+                Ok(body) => Self::from_body(*body, limits),
+                Err(other) => Self::bad_request("incomplete_body", other.to_string()),
+            },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+
+    pub(crate) fn from_body(e: BodyError, limits: &crate::settings::Limits) -> Self {
+        match e {
+            BodyError::TooLarge => {
+                Self::TooLarge { limit: limits.max_request_size, what: "the request body" }
+            }
+            BodyError::Timeout(after) => Self::RequestTimeout(after),
+            BodyError::Malformed(_) => Self::bad_request("invalid_multipart", e.to_string()),
+            BodyError::Incomplete(_) => Self::bad_request("incomplete_body", e.to_string()),
+        }
+    }
+
+    /// Maps a compute error.
+    pub(crate) fn from_compute(e: compute::Error) -> Self {
+        use compute::Error as E;
+        match e {
+            E::Busy { max_jobs } => Self::ComputeBusy(max_jobs),
+            E::DeadlineExceeded => Self::ComputeTimeout,
+            E::Overflow { n, max } => Self::bad_request(
+                "invalid_n",
+                format!("n = {n} is above the largest allowed, {max}"),
+            ),
+            // The client has gone: nobody reads this.
+            E::Cancelled => Self::Unavailable,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The fastupload service binary: settings, logging, then [`upload_http::run`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Fast streaming file uploads and CPU work that never blocks requests.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// A TOML settings file (between the built-in defaults and UPLOAD__SECTION__KEY variables).
+    #[arg(long, env = "UPLOAD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective settings as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let raw = upload_http::RawSettings::load(cli.config.as_deref(), std::env::vars())?;
+    if cli.print_config {
+        print!("{}", raw.to_toml()?);
+        return Ok(());
+    }
+    let settings = raw.validate()?;
+    actix_web::rt::System::new().block_on(upload_http::run(settings))?;
+    Ok(())
+}

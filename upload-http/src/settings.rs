@@ -1,0 +1,363 @@
+//! Settings: built-in defaults, then an optional TOML file, then
+//! `UPLOAD__SECTION__KEY` environment variables; parsed into [`RawSettings`]
+//! (what a person writes: `"1GiB"`, `"30s"`), then validated into [`Settings`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use upload_core::StorageConfig;
+
+/// A problem with the settings, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {0}")]
+pub struct SettingsError(String);
+
+/// A size as written in settings: bytes, or text such as `"20MiB"`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// A number of bytes.
+    Bytes(u64),
+    /// Human-readable, e.g. `"1GiB"`, `"512 KB"`.
+    Text(String),
+}
+
+/// A duration as written in settings: seconds, or text such as `"30s"`, `"1m 30s"`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Span {
+    /// Seconds.
+    Seconds(f64),
+    /// Human-readable, e.g. `"500ms"`, `"30s"`.
+    Text(String),
+}
+
+/// Settings as read, before validation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// `[server]`
+    pub server: RawServer,
+    /// `[storage]`: `type = "local"`, `root`, `fsync`.
+    pub storage: StorageConfig,
+    /// `[limits]`
+    pub limits: RawLimits,
+    /// `[compute]`
+    pub compute: RawCompute,
+}
+
+/// `[server]` as read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawServer {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout: Span,
+    pub read_timeout: Span,
+}
+
+/// `[limits]` as read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawLimits {
+    pub max_file_size: Size,
+    pub max_request_size: Size,
+    pub max_files_per_request: usize,
+}
+
+/// `[compute]` as read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawCompute {
+    pub threads: usize,
+    pub max_jobs: usize,
+    pub max_n: u32,
+    pub timeout: Span,
+    pub nice: i32,
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where and how to serve.
+    pub server: ServerSettings,
+    /// The storage backend.
+    pub storage: StorageConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// The compute pool.
+    pub compute: ComputeSettings,
+}
+
+/// Validated `[server]`.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0: any free port).
+    pub port: u16,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// A client that sends nothing for this long (headers or body) is cut off.
+    pub read_timeout: Duration,
+}
+
+/// Validated `[limits]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest stored file, in bytes.
+    pub max_file_size: u64,
+    /// Largest request body, in bytes (multipart overhead included).
+    pub max_request_size: u64,
+    /// Most files in one multipart request.
+    pub max_files_per_request: usize,
+}
+
+/// Validated `[compute]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ComputeSettings {
+    /// Pool threads.
+    pub threads: usize,
+    /// Jobs admitted at once (queued + running).
+    pub max_jobs: usize,
+    /// Largest n accepted by `/fib/{n}`.
+    pub max_n: u32,
+    /// Deadline of one job.
+    pub timeout: Duration,
+    /// Niceness of the pool threads.
+    pub nice: i32,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl RawSettings {
+    /// Defaults, then `file` (if any), then `UPLOAD__SECTION__KEY` variables from `env`.
+    ///
+    /// # Errors
+    /// A file that cannot be read or parsed, or a value of the wrong type.
+    pub fn load<I>(file: Option<&Path>, env: I) -> Result<Self, SettingsError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let cores = cores() as i64;
+        let mut builder = config::Config::builder();
+        for (key, value) in [
+            ("server.host", config::Value::from("127.0.0.1")),
+            ("server.port", 8000.into()),
+            ("server.workers", cores.into()),
+            ("server.shutdown_timeout", "30s".into()),
+            ("server.read_timeout", "30s".into()),
+            ("storage.type", "local".into()),
+            ("storage.root", "./data".into()),
+            ("storage.fsync", true.into()),
+            ("limits.max_file_size", "1GiB".into()),
+            ("limits.max_request_size", "2GiB".into()),
+            ("limits.max_files_per_request", 100.into()),
+            ("compute.threads", cores.into()),
+            ("compute.max_jobs", (4 * cores).into()),
+            ("compute.max_n", 46.into()),
+            ("compute.timeout", "30s".into()),
+            ("compute.nice", 10.into()),
+        ] {
+            builder = builder.set_default(key, value).map_err(|e| SettingsError(e.to_string()))?;
+        }
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        let env: config::Map<String, String> = env.into_iter().collect();
+        let source = config::Environment::with_prefix("UPLOAD")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env));
+        let config =
+            builder.add_source(source).build().map_err(|e| SettingsError(e.to_string()))?;
+        config.try_deserialize().map_err(|e| SettingsError(e.to_string()))
+    }
+
+    /// Checks every value and converts sizes and durations.
+    ///
+    /// # Errors
+    /// The first invalid value, named by its key.
+    pub fn validate(&self) -> Result<Settings, SettingsError> {
+        let (s, l, c) = (&self.server, &self.limits, &self.compute);
+        let limits = Limits {
+            max_file_size: size("limits.max_file_size", &l.max_file_size)?,
+            max_request_size: size("limits.max_request_size", &l.max_request_size)?,
+            max_files_per_request: at_least_one(
+                "limits.max_files_per_request",
+                l.max_files_per_request,
+            )?,
+        };
+        if c.max_n > compute::FIB_MAX_N {
+            return Err(SettingsError(format!(
+                "compute.max_n: {} is above {}, whose result is the largest that fits in 64 bits",
+                c.max_n,
+                compute::FIB_MAX_N
+            )));
+        }
+        if !(-20..=19).contains(&c.nice) {
+            return Err(SettingsError(format!("compute.nice: {} is not within -20..=19", c.nice)));
+        }
+        if s.host.is_empty() {
+            return Err(SettingsError("server.host: must not be empty".into()));
+        }
+        Ok(Settings {
+            server: ServerSettings {
+                host: s.host.clone(),
+                port: s.port,
+                workers: at_least_one("server.workers", s.workers)?,
+                shutdown_timeout: span("server.shutdown_timeout", &s.shutdown_timeout)?,
+                read_timeout: positive("server.read_timeout", &s.read_timeout)?,
+            },
+            storage: self.storage.clone(),
+            limits,
+            compute: ComputeSettings {
+                threads: at_least_one("compute.threads", c.threads)?,
+                max_jobs: at_least_one("compute.max_jobs", c.max_jobs)?,
+                max_n: c.max_n,
+                timeout: positive("compute.timeout", &c.timeout)?,
+                nice: c.nice,
+            },
+        })
+    }
+
+    /// The settings as TOML, as `--print-config` shows them.
+    ///
+    /// # Errors
+    /// Only if a value cannot be represented in TOML.
+    pub fn to_toml(&self) -> Result<String, SettingsError> {
+        toml::to_string_pretty(self).map_err(|e| SettingsError(e.to_string()))
+    }
+}
+
+fn at_least_one(key: &str, n: usize) -> Result<usize, SettingsError> {
+    if n == 0 { Err(SettingsError(format!("{key}: must be at least 1"))) } else { Ok(n) }
+}
+
+fn size(key: &str, value: &Size) -> Result<u64, SettingsError> {
+    let bytes = match value {
+        Size::Bytes(n) => *n,
+        Size::Text(text) => text
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map_err(|e| {
+                SettingsError(format!("{key}: {text:?} is not a size such as \"20MiB\": {e}"))
+            })?
+            .as_u64(),
+    };
+    if bytes == 0 {
+        return Err(SettingsError(format!("{key}: must be more than 0 bytes")));
+    }
+    Ok(bytes)
+}
+
+fn span(key: &str, value: &Span) -> Result<Duration, SettingsError> {
+    match value {
+        Span::Seconds(secs) => Duration::try_from_secs_f64(*secs)
+            .map_err(|_| SettingsError(format!("{key}: {secs} is not a number of seconds"))),
+        Span::Text(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+            SettingsError(format!("{key}: {text:?} is not a duration such as \"30s\": {e}"))
+        }),
+    }
+}
+
+fn positive(key: &str, value: &Span) -> Result<Duration, SettingsError> {
+    let d = span(key, value)?;
+    if d.is_zero() { Err(SettingsError(format!("{key}: must be more than 0"))) } else { Ok(d) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        RawSettings::load(None, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))?.validate()
+    }
+
+    #[test]
+    fn defaults_are_as_documented() {
+        let s = load(&[]).unwrap();
+        assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8000));
+        assert_eq!(s.limits.max_file_size, 1 << 30);
+        assert_eq!(s.limits.max_files_per_request, 100);
+        assert_eq!((s.compute.max_n, s.compute.nice), (46, 10));
+        assert_eq!(s.compute.timeout, Duration::from_secs(30));
+        match s.storage {
+            StorageConfig::Local(local) => assert!(local.fsync && local.root.ends_with("data")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn environment_overrides_with_human_units() {
+        let s = load(&[
+            ("UPLOAD__SERVER__PORT", "9000"),
+            ("UPLOAD__LIMITS__MAX_FILE_SIZE", "20MiB"),
+            ("UPLOAD__COMPUTE__TIMEOUT", "1m 30s"),
+            ("UPLOAD__STORAGE__FSYNC", "false"),
+            ("UPLOAD__STORAGE__ROOT", "/srv/uploads"),
+            ("OTHER__SERVER__PORT", "1"),
+        ])
+        .unwrap();
+        assert_eq!(s.server.port, 9000);
+        assert_eq!(s.limits.max_file_size, 20 << 20);
+        assert_eq!(s.compute.timeout, Duration::from_secs(90));
+        match s.storage {
+            StorageConfig::Local(local) => {
+                assert!(!local.fsync);
+                assert_eq!(local.root, Path::new("/srv/uploads"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_sits_between_defaults_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("upload.toml");
+        std::fs::write(
+            &file,
+            "[server]\nport = 7000\nworkers = 3\n[limits]\nmax_file_size = 1048576\n",
+        )
+        .unwrap();
+        let env = [("UPLOAD__SERVER__PORT".to_string(), "7001".to_string())];
+        let s = RawSettings::load(Some(&file), env).unwrap().validate().unwrap();
+        assert_eq!((s.server.port, s.server.workers, s.limits.max_file_size), (7001, 3, 1 << 20));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (key, value, needle) in [
+            ("UPLOAD__LIMITS__MAX_FILE_SIZE", "lots", "limits.max_file_size"),
+            ("UPLOAD__COMPUTE__TIMEOUT", "soon", "compute.timeout"),
+            ("UPLOAD__COMPUTE__MAX_N", "93", "compute.max_n"),
+            ("UPLOAD__COMPUTE__NICE", "25", "compute.nice"),
+            ("UPLOAD__SERVER__WORKERS", "0", "server.workers"),
+            ("UPLOAD__SERVER__PORT", "70000", "port"),
+            ("UPLOAD__STORAGE__TYPE", "floppy", "floppy"),
+            ("UPLOAD__STORAGE__FSYCN", "false", "fsycn"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn printed_settings_load_back() {
+        let raw = RawSettings::load(None, []).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("printed.toml");
+        std::fs::write(&file, raw.to_toml().unwrap()).unwrap();
+        RawSettings::load(Some(&file), []).unwrap().validate().unwrap();
+    }
+}

@@ -1,0 +1,178 @@
+//! One middleware for every request: `X-Process-Time`, Prometheus metrics
+//! and the access log, kept cheap enough not to show in throughput.
+
+use std::future::{Ready, ready};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use futures_util::future::LocalBoxFuture;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// The service's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    /// Request body bytes received by upload endpoints.
+    pub(crate) bytes_received: IntCounter,
+    uploads_in_flight: IntGauge,
+    pool: compute::ComputePool,
+}
+
+impl Metrics {
+    /// Registers the metrics; `pool`'s counters are read at each scrape.
+    ///
+    /// # Panics
+    /// Never in practice: only on duplicate metric names, which are fixed here.
+    #[allow(clippy::missing_panics_doc)]
+    pub fn new(pool: compute::ComputePool) -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to the response head, by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        let bytes_received = IntCounter::new(
+            "upload_bytes_received_total",
+            "Request body bytes received by uploads",
+        )
+        .expect("valid metric");
+        let uploads_in_flight =
+            IntGauge::new("uploads_in_flight", "Files being received now").expect("valid metric");
+        for metric in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(bytes_received.clone()),
+            Box::new(uploads_in_flight.clone()),
+        ] {
+            registry.register(metric).expect("unique metric");
+        }
+        Self { registry, requests, latency, bytes_received, uploads_in_flight, pool }
+    }
+
+    /// Counts one file in flight until the guard drops.
+    pub(crate) fn upload_in_flight(&self) -> InFlight {
+        self.uploads_in_flight.inc();
+        InFlight(self.uploads_in_flight.clone())
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding our own registry into a Vec cannot fail.
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        let s = self.pool.stats();
+        text.push_str(&format!(
+            "# HELP compute_jobs Compute jobs now, by state\n# TYPE compute_jobs gauge\n\
+             compute_jobs{{state=\"running\"}} {}\ncompute_jobs{{state=\"queued\"}} {}\n\
+             # HELP compute_jobs_total Compute jobs by outcome\n# TYPE compute_jobs_total counter\n\
+             compute_jobs_total{{outcome=\"completed\"}} {}\ncompute_jobs_total{{outcome=\"rejected\"}} {}\n\
+             compute_jobs_total{{outcome=\"cancelled\"}} {}\ncompute_jobs_total{{outcome=\"timed_out\"}} {}\n\
+             compute_jobs_total{{outcome=\"panicked\"}} {}\n",
+            s.running, s.queued, s.completed, s.rejected, s.cancelled, s.timed_out, s.panicked
+        ));
+        text
+    }
+}
+
+/// Decrements `uploads_in_flight` when dropped.
+pub(crate) struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The middleware factory.
+pub(crate) struct Telemetry(pub(crate) Arc<Metrics>);
+
+impl<S, B> Transform<S, ServiceRequest> for Telemetry
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = TelemetryService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(TelemetryService { service: Rc::new(service), metrics: Arc::clone(&self.0) }))
+    }
+}
+
+pub(crate) struct TelemetryService<S> {
+    service: Rc<S>,
+    metrics: Arc<Metrics>,
+}
+
+static PROCESS_TIME: HeaderName = HeaderName::from_static("x-process-time");
+
+impl<S, B> Service<ServiceRequest> for TelemetryService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let start = Instant::now();
+        let metrics = Arc::clone(&self.metrics);
+        let fut = self.service.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            let elapsed = start.elapsed();
+            let secs = elapsed.as_secs_f64();
+            if let Ok(value) = HeaderValue::from_str(&format!("{secs:.6}")) {
+                res.headers_mut().insert(PROCESS_TIME.clone(), value);
+            }
+            let req = res.request();
+            let route = req.match_pattern();
+            let route = route.as_deref().unwrap_or("unmatched");
+            let status = res.status();
+            metrics
+                .requests
+                .with_label_values(&[route, req.method().as_str(), status.as_str()])
+                .inc();
+            metrics.latency.with_label_values(&[route]).observe(secs);
+            if log::log_enabled!(target: "access", log::Level::Info) {
+                let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                log::info!(
+                    target: "access",
+                    "{peer} \"{} {} {:?}\" {} {secs:.6}",
+                    req.method(),
+                    req.uri(),
+                    req.version(),
+                    status.as_u16()
+                );
+            }
+            Ok(res)
+        })
+    }
+}

@@ -1,0 +1,172 @@
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use upload_core::{LocalConfig, StorageConfig};
+use upload_http::{AppState, RawSettings};
+
+/// Settings for a test: port 0, storage in `root`, 2 workers.
+pub fn settings(root: PathBuf, tweak: impl FnOnce(&mut RawSettings)) -> upload_http::Settings {
+    let mut raw = RawSettings::load(None, []).unwrap();
+    raw.storage = StorageConfig::Local(LocalConfig::new(root));
+    raw.server.port = 0;
+    raw.server.workers = 2;
+    raw.compute.threads = 2;
+    tweak(&mut raw);
+    raw.validate().unwrap()
+}
+
+/// The real service on 127.0.0.1:0, in its own actix system, stopped on drop.
+pub struct Server {
+    pub url: String,
+    pub dir: TempDir,
+    handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tweak: impl FnOnce(&mut RawSettings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path().join("data"), tweak);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let state = AppState::new(settings).await.unwrap();
+                let server = upload_http::server(state, listener)?;
+                tx.send(server.handle()).unwrap();
+                server.await
+            })
+        });
+        let handle = rx.recv().unwrap();
+        Self { url, dir, handle, thread: Some(thread) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+
+    /// Names in the store's `sub` directory (`objects` or `tmp`).
+    pub fn entries(&self, sub: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("data").join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Nothing stored, no temp file left, once uploads in flight have wound down.
+    pub fn assert_nothing_stored(&self) {
+        eventually(|| self.metric("uploads_in_flight") == 0.0 && self.entries("tmp").is_empty());
+        assert_eq!(self.entries("objects"), Vec::<String>::new(), "objects");
+        assert_eq!(self.entries("tmp"), Vec::<String>::new(), "temp files");
+    }
+
+    /// One sample of /metrics (the first line starting with `name`).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::blocking::get(self.url("/metrics")).unwrap().text().unwrap();
+        text.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+    }
+
+    pub fn stop_gracefully(&self) -> impl std::future::Future<Output = ()> + use<> {
+        self.handle.stop(true)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits (bounded, 10 s) for a condition the server reaches on its own, such
+/// as cleaning up after a client vanished: there is no event to wait on.
+pub fn eventually(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "condition not reached within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+}
+
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u64).wrapping_mul(2_654_435_761).wrapping_add(seed as u64) as u8 ^ (i >> 12) as u8
+        })
+        .collect()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// The error code of a JSON error response.
+pub fn error_code(response: reqwest::blocking::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().unwrap();
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {body}"))
+            .to_owned(),
+    )
+}
+
+/// Sends raw bytes on a fresh connection and reads the whole response (the server closes).
+pub fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(request).unwrap();
+    read_response(&mut stream)
+}
+
+/// Reads one response: headers, then Content-Length bytes of body.
+pub fn read_response(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}

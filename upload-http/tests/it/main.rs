@@ -1,0 +1,8 @@
+//! upload-http's integration tests: the real server on a free port, real files in a TempDir.
+#![allow(unreachable_pub)] // helpers are `pub` for the sibling modules only
+
+mod common;
+mod compute;
+mod files;
+mod handlers;
+mod limits;
