@@ -41,16 +41,20 @@ async fn a_full_pool_says_busy_at_once_and_admits_again_later() {
     let pool = pool(1, 2);
     let (release1, rx1) = mpsc::channel();
     let (release2, rx2) = mpsc::channel();
+    // One at a time, so the order on the single thread is known: `first`
+    // runs, `second` waits behind it.
     let first = tokio::spawn({
         let pool = pool.clone();
         async move { pool.submit(held(rx1)).await }
     });
+    while pool.stats().running < 1 {
+        tokio::task::yield_now().await;
+    }
     let second = tokio::spawn({
         let pool = pool.clone();
         async move { pool.submit(held(rx2)).await }
     });
-    // Both are admitted once the counters say so (admission is synchronous in submit).
-    while pool.stats().running + pool.stats().queued < 2 {
+    while pool.stats().queued < 1 {
         tokio::task::yield_now().await;
     }
     let third = pool.submit(|_| 3).await;
