@@ -16,6 +16,7 @@
 mod body;
 mod error;
 mod files;
+mod log_writer;
 mod misc;
 mod settings;
 mod telemetry;
@@ -27,6 +28,7 @@ use actix_web::dev::Server;
 use actix_web::{HttpResponse, web};
 
 pub use error::ApiError;
+pub use log_writer::{BackgroundWriter, BackgroundWriterGuard};
 pub use settings::{
     ComputeSettings, Limits, RawCompute, RawLimits, RawServer, RawSettings, ServerSettings,
     Settings, SettingsError, Size, Span,
@@ -101,41 +103,40 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         let bad_query = |e: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest| {
             ApiError::bad_request("invalid_query", e.to_string()).into()
         };
-        let not_allowed = || web::to(misc::method_not_allowed);
+        // Each resource is named by its path: the metrics label, read without allocating.
+        let resource = |path: &str| {
+            web::resource(path).name(path).default_service(web::to(misc::method_not_allowed))
+        };
+        let service_info =
+            || async { HttpResponse::Ok().json(serde_json::json!({"service": "fastupload"})) };
         cfg.app_data(web::Data::new(state))
             .app_data(web::QueryConfig::default().error_handler(bad_query))
             .service(
                 web::scope("")
                     .wrap(telemetry)
                     .service(
-                        web::resource("/files")
+                        resource("/files")
                             .route(web::post().to(files::upload_multipart))
-                            .route(web::get().to(files::list))
-                            .default_service(not_allowed()),
+                            .route(web::get().to(files::list)),
                     )
                     .service(
-                        web::resource("/files/{name}")
+                        resource("/files/{name}")
                             .route(web::get().to(files::download))
                             .route(web::head().to(files::download))
                             .route(web::put().to(files::upload_raw))
-                            .route(web::delete().to(files::delete))
-                            .default_service(not_allowed()),
+                            .route(web::delete().to(files::delete)),
                     )
                     .service(
-                        web::resource("/")
+                        resource("/")
                             .route(web::post().to(files::upload_multipart))
-                            .route(web::get().to(|| async {
-                                HttpResponse::Ok()
-                                    .json(serde_json::json!({"service": "fastupload"}))
-                            }))
-                            .default_service(not_allowed()),
+                            .route(web::get().to(service_info)),
                     )
-                    .route("/wait", web::get().to(misc::wait))
-                    .route("/asyncwait", web::get().to(misc::asyncwait))
-                    .route("/fib/{n}", web::get().to(misc::fib))
-                    .route("/healthz", web::get().to(misc::healthz))
-                    .route("/readyz", web::get().to(misc::readyz))
-                    .route("/metrics", web::get().to(misc::metrics))
+                    .service(resource("/wait").route(web::get().to(misc::wait)))
+                    .service(resource("/asyncwait").route(web::get().to(misc::asyncwait)))
+                    .service(resource("/fib/{n}").route(web::get().to(misc::fib)))
+                    .service(resource("/healthz").route(web::get().to(misc::healthz)))
+                    .service(resource("/readyz").route(web::get().to(misc::readyz)))
+                    .service(resource("/metrics").route(web::get().to(misc::metrics)))
                     .default_service(web::to(misc::no_route)),
             );
     }

@@ -18,7 +18,11 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let (log_writer, _flush_logs_on_exit) =
+        upload_http::BackgroundWriter::spawn(std::io::stderr())?;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Pipe(Box::new(log_writer)))
+        .init();
     let raw = upload_http::RawSettings::load(cli.config.as_deref(), std::env::vars())?;
     if cli.print_config {
         print!("{}", raw.to_toml()?);

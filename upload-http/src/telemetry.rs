@@ -1,6 +1,8 @@
 //! One middleware for every request: `X-Process-Time`, Prometheus metrics
 //! and the access log, kept cheap enough not to show in throughput.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -8,10 +10,12 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use futures_util::future::LocalBoxFuture;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
 };
 
 /// The service's metrics.
@@ -119,14 +123,24 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(TelemetryService { service: Rc::new(service), metrics: Arc::clone(&self.0) }))
+        ready(Ok(TelemetryService {
+            service: Rc::new(service),
+            metrics: Arc::clone(&self.0),
+            children: Rc::default(),
+        }))
     }
 }
 
 pub(crate) struct TelemetryService<S> {
     service: Rc<S>,
     metrics: Arc<Metrics>,
+    /// This worker's handles on the labelled series, so that a request costs
+    /// two map lookups here instead of prometheus' hashing and locking.
+    children: Rc<RefCell<Children>>,
 }
+
+/// route -> (method, status) -> (request counter, latency histogram)
+type Children = HashMap<String, HashMap<(Method, u16), (IntCounter, Histogram)>>;
 
 static PROCESS_TIME: HeaderName = HeaderName::from_static("x-process-time");
 
@@ -144,6 +158,7 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let start = Instant::now();
         let metrics = Arc::clone(&self.metrics);
+        let children = Rc::clone(&self.children);
         let fut = self.service.call(req);
         Box::pin(async move {
             let mut res = fut.await?;
@@ -153,14 +168,25 @@ where
                 res.headers_mut().insert(PROCESS_TIME.clone(), value);
             }
             let req = res.request();
-            let route = req.match_pattern();
-            let route = route.as_deref().unwrap_or("unmatched");
+            let route = req.match_name().unwrap_or("unmatched");
             let status = res.status();
-            metrics
-                .requests
-                .with_label_values(&[route, req.method().as_str(), status.as_str()])
-                .inc();
-            metrics.latency.with_label_values(&[route]).observe(secs);
+            {
+                let mut children = children.borrow_mut();
+                let by_route = match children.get_mut(route) {
+                    Some(by_route) => by_route,
+                    None => children.entry(route.to_owned()).or_default(),
+                };
+                let (count, latency) =
+                    by_route.entry((req.method().clone(), status.as_u16())).or_insert_with(|| {
+                        let labels = [route, req.method().as_str(), status.as_str()];
+                        (
+                            metrics.requests.with_label_values(&labels),
+                            metrics.latency.with_label_values(&[route]),
+                        )
+                    });
+                count.inc();
+                latency.observe(secs);
+            }
             if log::log_enabled!(target: "access", log::Level::Info) {
                 let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
                 log::info!(

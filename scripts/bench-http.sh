@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# The service's benchmarks (issue #4), each next to a reference measured in the same run,
+# all on 127.0.0.1, every loop bounded. Prints one table; medians of REPS runs.
+#
+#   scripts/bench-http.sh            # REPS=3 by default; needs nginx, wrk, python3
+#
+# Installs what is missing (nginx-light and wrk from apt, FastAPI/uvicorn into a venv under
+# target/), and stops only the processes it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPS=${REPS:-3}
+ROOT=$PWD
+WORK=$(mktemp -d /tmp/bench-http.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+log() { printf '%s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+  log "installing nginx-light and wrk"
+  apt-get update -qq && apt-get install -y -qq nginx-light wrk >/dev/null
+fi
+VENV=$ROOT/target/bench-venv
+if [[ ! -x $VENV/bin/uvicorn ]]; then
+  log "installing FastAPI and uvicorn into $VENV"
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q fastapi uvicorn python-multipart
+fi
+cargo build --release -q -p upload-http --bin upload-http --example bare
+SERVICE=$ROOT/target/release/upload-http
+
+# --- helpers -----------------------------------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # URL: up to 10 s
+  for _ in $(seq 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done
+  log "not up: $1"; return 1
+}
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# start_service NAME PORT [VAR=VALUE ...]: the service with its own data dir; sets SVC_PID
+start_service() {
+  local name=$1 port=$2; shift 2
+  env UPLOAD__SERVER__PORT="$port" UPLOAD__STORAGE__ROOT="$WORK/data-$name" UPLOAD__SERVER__WORKERS=2 \
+    UPLOAD__LIMITS__MAX_FILE_SIZE=3GiB UPLOAD__LIMITS__MAX_REQUEST_SIZE=3GiB "$@" \
+    "$SERVICE" >"$WORK/$name.log" 2>&1 &
+  SVC_PID=$!
+  PIDS+=("$SVC_PID")
+  wait_http "http://127.0.0.1:$port/healthz"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# upload_batch MODE URL FORM_ARGS...: 4 files, all at once or one after another; prints seconds
+FILES=()
+upload_batch() {
+  local mode=$1 url=$2 kind=$3 start
+  start=$(now)
+  for f in "${FILES[@]}"; do
+    if [[ $kind == multipart ]]; then
+      cmd=(curl -fs -o /dev/null -F "file=@$f" "$url")
+    else
+      cmd=(curl -fs -o /dev/null --data-binary "@$f" -H 'Content-Type: application/octet-stream' "$url")
+    fi
+    if [[ $mode == parallel ]]; then "${cmd[@]}" & else "${cmd[@]}"; fi
+  done
+  wait_jobs
+  awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
+}
+wait_jobs() { for job in $(jobs -p); do is_ours "$job" || wait "$job"; done; }
+is_ours() { local p; for p in "${PIDS[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
+
+# --- 1. four 20 MB uploads -----------------------------------------------------------------
+log "generating 4 x 20 MB"
+for i in 1 2 3 4; do head -c 20000000 /dev/urandom >"$WORK/file$i.bin"; FILES+=("$WORK/file$i.bin"); done
+cat "${FILES[@]}" >"$WORK/all.bin"
+
+NGINX_PORT=$(free_port) BACKEND_PORT=$(free_port)
+mkdir -p "$WORK/nginx-body"
+cat >"$WORK/nginx.conf" <<EOF
+user root;
+worker_processes 2;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx-body;
+  client_max_body_size 100m;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /upload {
+      client_body_in_file_only on;
+      client_body_buffer_size 1m;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-File \$request_body_file;
+      proxy_pass http://127.0.0.1:$BACKEND_PORT/done;
+    }
+  }
+  server { listen 127.0.0.1:$BACKEND_PORT; location /done { return 201; } }
+}
+EOF
+nginx -c "$WORK/nginx.conf" & PIDS+=($!)
+NGINX_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.05; done
+
+P_NOSYNC=$(free_port) P_SYNC=$(free_port)
+start_service nosync "$P_NOSYNC" UPLOAD__STORAGE__FSYNC=false RUST_LOG=warn; NOSYNC_PID=$SVC_PID
+start_service sync "$P_SYNC" RUST_LOG=warn; SYNC_PID=$SVC_PID
+
+declare -A T
+for rep in $(seq "$REPS"); do
+  log "uploads, run $rep/$REPS"
+  for mode in parallel serial; do
+    T[nginx_$mode]+="$(upload_batch $mode "http://127.0.0.1:$NGINX_PORT/upload" raw) "
+    rm -f "$WORK"/nginx-body/*
+    T[nosync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_NOSYNC/files" multipart) "
+    T[sync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_SYNC/files" multipart) "
+  done
+  start=$(now)
+  dd if="$WORK/all.bin" of="$WORK/dd.out" bs=1M conv=fdatasync status=none
+  T[dd]+="$(awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}') "
+  rm -f "$WORK/dd.out" "$WORK"/data-*/objects/* -r
+done
+rate() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", 80 / $1}'; } # MB/s
+
+echo
+echo "4 x 20 MB multipart uploads with curl (MB/s, median of $REPS)"
+printf '%-44s %10s %10s\n' "" parallel serial
+for row in "nginx client_body_in_file_only (no parse):nginx" "service, fsync = false:nosync" "service, fsync = true (default):sync"; do
+  printf '%-44s %10s %10s\n' "${row%%:*}" "$(rate "${row##*:}_parallel")" "$(rate "${row##*:}_serial")"
+done
+printf '%-44s %10s\n' "dd conv=fdatasync, same 80 MB" "$(rate dd)"
+awk -v a="$(rate nosync_parallel)" -v b="$(rate nginx_parallel)" -v c="$(rate nosync_serial)" -v d="$(rate nginx_serial)" \
+  'BEGIN {printf "service (fsync off) / nginx: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
+awk -v a="$(rate sync_parallel)" -v b="$(rate dd)" -v c="$(rate sync_serial)" \
+  'BEGIN {printf "service (fsync on) / dd fdatasync: %.2fx parallel, %.2fx serial\n", a / b, c / b}'
+stop "$NGINX_PID"
+
+# --- 2. memory while receiving 2 GiB ---------------------------------------------------------
+log "2 GiB upload, sampling RSS"
+head -c 1048576 /dev/urandom >"$WORK/block"
+for _ in $(seq 2048); do cat "$WORK/block"; done >"$WORK/big.bin"
+rm -f "${FILES[@]}" "$WORK/all.bin"
+idle=$(awk '/VmRSS/ {print $2}' "/proc/$SYNC_PID/status")
+( peak=0; while kill -0 "$SYNC_PID" 2>/dev/null && [[ ! -e $WORK/rss.stop ]]; do
+    r=$(awk '/VmRSS/ {print $2}' "/proc/$SYNC_PID/status"); ((r > peak)) && peak=$r; echo "$peak" >"$WORK/rss.peak"; sleep 0.02
+  done ) &
+curl -fs -o /dev/null -F "file=@$WORK/big.bin" "http://127.0.0.1:$P_SYNC/files"
+touch "$WORK/rss.stop"; sleep 0.1
+peak=$(cat "$WORK/rss.peak")
+echo
+echo "server RSS while receiving one 2 GiB multipart upload (fsync on): idle $((idle / 1024)) MiB, peak $((peak / 1024)) MiB, $(((peak - idle) / 1024)) MiB above idle"
+rm -f "$WORK/big.bin"
+stop "$SYNC_PID"; stop "$NOSYNC_PID"
+
+# --- 3. /wait with 1000 connections vs the original FastAPI server -------------------------------
+P_SVC=$(free_port) P_QUIET=$(free_port) P_FASTAPI=$(free_port) P_BARE=$(free_port)
+start_service svc "$P_SVC"
+start_service quiet "$P_QUIET" RUST_LOG=info,access=off
+(cd bench/reference && UPLOAD_DIR=$WORK exec "$VENV/bin/uvicorn" fastapi_app:app --port "$P_FASTAPI" --log-level warning) \
+  >"$WORK/fastapi.log" 2>&1 & PIDS+=($!)
+FASTAPI_PID=$!
+wait_http "http://127.0.0.1:$P_FASTAPI/asyncwait?duration=0"
+"$ROOT/target/release/examples/bare" "$P_BARE" 2 & PIDS+=($!)
+BARE_PID=$!
+wait_http "http://127.0.0.1:$P_BARE/asyncwait"
+
+wrk_rate() { # URL CONNECTIONS SECONDS -> req/s
+  wrk -t2 -c"$2" -d"$3"s --timeout 10s "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'
+}
+declare -A R
+for rep in $(seq "$REPS"); do
+  log "/wait and /asyncwait, run $rep/$REPS"
+  R[wait_svc]+="$(wrk_rate "http://127.0.0.1:$P_SVC/wait?duration=0.05" 1000 10) "
+  R[wait_fastapi]+="$(wrk_rate "http://127.0.0.1:$P_FASTAPI/wait?duration=0.05" 1000 10) "
+  R[async_bare]+="$(wrk_rate "http://127.0.0.1:$P_BARE/asyncwait" 64 10) "
+  for svc in svc quiet; do
+    port=$([[ $svc == svc ]] && echo "$P_SVC" || echo "$P_QUIET")
+    R[async_$svc]+="$(wrk_rate "http://127.0.0.1:$port/asyncwait?duration=0" 64 10) "
+    # fib(42) back-to-back alongside, for as long as wrk runs (bounded: 11 s).
+    ( end=$((SECONDS + 11)); while ((SECONDS < end)); do curl -s -o /dev/null -m 30 "http://127.0.0.1:$port/fib/42"; done ) &
+    loader=$!
+    R[async_${svc}_fib]+="$(wrk_rate "http://127.0.0.1:$port/asyncwait?duration=0" 64 10) "
+    wait "$loader"
+  done
+done
+med() { echo "${R[$1]}" | tr ' ' '\n' | grep . | median; }
+echo
+echo "wrk -t2, 10 s, req/s (median of $REPS)"
+printf '%-58s %10.0f\n' "/wait?duration=0.05, 1000 conns: original FastAPI (uvicorn)" "$(med wait_fastapi)"
+printf '%-58s %10.0f\n' "/wait?duration=0.05, 1000 conns: service" "$(med wait_svc)"
+printf '%-58s %10.0f\n' "/asyncwait, 64 conns: bare actix-web handler" "$(med async_bare)"
+printf '%-58s %10.0f\n' "/asyncwait?duration=0, 64 conns: service (access log on)" "$(med async_svc)"
+printf '%-58s %10.0f\n' "  ... with fib(42) back-to-back alongside" "$(med async_svc_fib)"
+printf '%-58s %10.0f\n' "/asyncwait?duration=0, 64 conns: service, access=off" "$(med async_quiet)"
+printf '%-58s %10.0f\n' "  ... with fib(42) back-to-back alongside" "$(med async_quiet_fib)"
+awk -v a="$(med wait_svc)" -v b="$(med wait_fastapi)" 'BEGIN {printf "service / FastAPI on /wait: %.1fx\n", a / b}'
+for svc in svc quiet; do
+  awk -v name="$svc" -v c="$(med async_$svc)" -v d="$(med async_bare)" -v e="$(med async_${svc}_fib)" \
+    'BEGIN {printf "%s: / bare actix %.2fx; with fib(42) / without %.2fx\n", name == "svc" ? "access log on " : "access log off", c / d, e / c}'
+done
+for port in "$P_SVC" "$P_QUIET"; do
+  echo "fib(42) jobs completed alongside (port $port): $(curl -s "http://127.0.0.1:$port/metrics" | awk '/outcome="completed"/ {print $2}')"
+done
