@@ -1,0 +1,142 @@
+//! N requests to one URL in the three client styles of the original benchmark.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::report::{Recorder, RequestReport, failure_kind};
+use crate::{Error, progress};
+
+/// How the requests are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum GetMode {
+    /// One after another from one blocking client (the original `sync_get_all`).
+    Serial,
+    /// A pool of blocking clients, one OS thread each (the original `thread_pool`).
+    Threads,
+    /// One async client with a bound on requests in flight (the original `async_main`).
+    Async,
+}
+
+impl GetMode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Serial => "sync_get_all",
+            Self::Threads => "thread_pool",
+            Self::Async => "async_main",
+        }
+    }
+}
+
+/// Sends `n` GET requests to `url`. `concurrency` is the thread count for
+/// [`GetMode::Threads`] (default `min(n, 100)`) and the in-flight bound for
+/// [`GetMode::Async`] (default `n`).
+///
+/// # Errors
+/// [`Error::Client`] if no client can be built; failed requests are counted, not errors.
+pub fn get(
+    url: &str,
+    n: u64,
+    mode: GetMode,
+    concurrency: Option<usize>,
+) -> Result<RequestReport, Error> {
+    let bar = progress(n, url);
+    let start = Instant::now();
+    let rec = match mode {
+        GetMode::Serial => blocking_worker(url, &AtomicU64::new(n), &bar)?,
+        GetMode::Threads => {
+            let threads = concurrency.unwrap_or(n.min(100) as usize).max(1);
+            let remaining = AtomicU64::new(n);
+            std::thread::scope(|s| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| s.spawn(|| blocking_worker(url, &remaining, &bar)))
+                    .collect();
+                let mut all = Recorder::default();
+                for worker in workers {
+                    all.merge(
+                        &worker
+                            .join()
+                            .map_err(|_| Error::Client("a client thread panicked".into()))??,
+                    );
+                }
+                Ok::<_, Error>(all)
+            })?
+        }
+        GetMode::Async => {
+            let limit = concurrency.unwrap_or(n as usize).max(1);
+            crate::runtime()?.block_on(async_requests(url, n, limit, &bar))?
+        }
+    };
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+    Ok(RequestReport::new(url, mode.label(), &rec, elapsed))
+}
+
+/// A blocking client taking requests off `remaining` until none are left.
+fn blocking_worker(
+    url: &str,
+    remaining: &AtomicU64,
+    bar: &indicatif::ProgressBar,
+) -> Result<Recorder, Error> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| Error::Client(e.to_string()))?;
+    let mut rec = Recorder::default();
+    while remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1)).is_ok()
+    {
+        let start = Instant::now();
+        let outcome = client
+            .get(url)
+            .send()
+            .and_then(|r| {
+                let status = r.status().as_u16();
+                r.bytes().map(|_| status)
+            })
+            .map_err(|e| failure_kind(&e));
+        rec.record(start.elapsed(), outcome);
+        bar.inc(1);
+    }
+    Ok(rec)
+}
+
+async fn async_requests(
+    url: &str,
+    n: u64,
+    limit: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<Recorder, Error> {
+    let client = crate::async_client()?;
+    let permits = Arc::new(Semaphore::new(limit));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let permit =
+            Arc::clone(&permits).acquire_owned().await.map_err(|e| Error::Client(e.to_string()))?;
+        let (client, url) = (client.clone(), url.to_owned());
+        tasks.spawn(async move {
+            let start = Instant::now();
+            let outcome = send(&client, &url).await;
+            drop(permit);
+            (start.elapsed(), outcome)
+        });
+    }
+    let mut rec = Recorder::default();
+    while let Some(done) = tasks.join_next().await {
+        let (latency, outcome) = done.map_err(|e| Error::Client(e.to_string()))?;
+        rec.record(latency, outcome);
+        bar.inc(1);
+    }
+    Ok(rec)
+}
+
+/// One GET, body read to the end (so the connection is reused).
+pub(crate) async fn send(client: &reqwest::Client, url: &str) -> Result<u16, String> {
+    let response = client.get(url).send().await.map_err(|e| failure_kind(&e))?;
+    let status = response.status().as_u16();
+    response.bytes().await.map_err(|e| failure_kind(&e))?;
+    Ok(status)
+}
