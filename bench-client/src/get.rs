@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
+use crate::conn::{Target, Until, connection};
 use crate::report::{Recorder, RequestReport, failure_kind};
 use crate::{Error, progress};
 
@@ -18,7 +18,8 @@ pub enum GetMode {
     Serial,
     /// A pool of blocking clients, one OS thread each (the original `thread_pool`).
     Threads,
-    /// One async client with a bound on requests in flight (the original `async_main`).
+    /// One runtime with a bound on requests in flight, each on its own
+    /// persistent connection (the original `async_main`).
     Async,
 }
 
@@ -67,8 +68,21 @@ pub fn get(
             })?
         }
         GetMode::Async => {
-            let limit = concurrency.unwrap_or(n as usize).max(1);
-            crate::runtime()?.block_on(async_requests(url, n, limit, &bar))?
+            // `limit` persistent connections on one runtime share the `n` requests.
+            let limit = concurrency.unwrap_or(n as usize).clamp(1, n.max(1) as usize);
+            let target = Target::parse(url)?;
+            let until = Until::Requests(Arc::new(AtomicU64::new(n)));
+            crate::runtime()?.block_on(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..limit {
+                    tasks.spawn(connection(Arc::clone(&target), until.clone(), bar.clone()));
+                }
+                let mut rec = Recorder::default();
+                while let Some(one) = tasks.join_next().await {
+                    rec.merge(&one.map_err(|e| Error::Client(e.to_string()))?);
+                }
+                Ok::<_, Error>(rec)
+            })?
         }
     };
     let elapsed = start.elapsed();
@@ -99,35 +113,6 @@ fn blocking_worker(
             })
             .map_err(|e| failure_kind(&e));
         rec.record(start.elapsed(), outcome);
-        bar.inc(1);
-    }
-    Ok(rec)
-}
-
-async fn async_requests(
-    url: &str,
-    n: u64,
-    limit: usize,
-    bar: &indicatif::ProgressBar,
-) -> Result<Recorder, Error> {
-    let client = crate::async_client()?;
-    let permits = Arc::new(Semaphore::new(limit));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let permit =
-            Arc::clone(&permits).acquire_owned().await.map_err(|e| Error::Client(e.to_string()))?;
-        let (client, url) = (client.clone(), url.to_owned());
-        tasks.spawn(async move {
-            let start = Instant::now();
-            let outcome = send(&client, &url).await;
-            drop(permit);
-            (start.elapsed(), outcome)
-        });
-    }
-    let mut rec = Recorder::default();
-    while let Some(done) = tasks.join_next().await {
-        let (latency, outcome) = done.map_err(|e| Error::Client(e.to_string()))?;
-        rec.record(latency, outcome);
         bar.inc(1);
     }
     Ok(rec)

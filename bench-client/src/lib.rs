@@ -13,6 +13,7 @@
 //! # Ok::<(), bench_client::Error>(())
 //! ```
 
+mod conn;
 mod get;
 mod load;
 mod report;

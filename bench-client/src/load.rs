@@ -7,7 +7,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use indicatif::ProgressBar;
+
 use crate::Error;
+use crate::conn::{Target, Until, connection};
 use crate::get::send;
 use crate::report::{Recorder, RequestReport};
 
@@ -81,36 +84,25 @@ fn open_loop(
 }
 
 /// Closed loop as wrk runs it: one thread per core, each with its own
-/// single-threaded runtime driving its share of the connections, each
-/// connection a persistent HTTP/1.1 connection sending its next request as
-/// soon as the last response is read. A general-purpose client (connection
-/// pool, URL parsing per request) would cap the rate well below the server's.
+/// single-threaded runtime driving its share of the connections.
 fn closed_loop(url: &str, duration: Duration, connections: usize) -> Result<Recorder, Error> {
-    let uri: hyper::Uri = url.parse().map_err(|e| Error::Client(format!("{url}: {e}")))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(Error::Client(format!("{url}: only http:// URLs are supported")));
-    }
-    let host = uri.authority().ok_or_else(|| Error::Client(format!("{url}: no host")))?.clone();
-    let addr = format!("{}:{}", host.host(), host.port_u16().unwrap_or(80));
-    let path: hyper::Uri = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()
-        .map_err(|e| Error::Client(format!("{e}")))?;
+    let target = Target::parse(url)?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(connections);
-    let end = std::time::Instant::now() + duration;
+    let until = Until::Deadline(std::time::Instant::now() + duration);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 // Spread the connections: the first `connections % threads` threads take one more.
                 let mine = connections / threads + usize::from(t < connections % threads);
-                let (addr, host, path) = (addr.clone(), host.to_string(), path.clone());
+                let (target, until) = (Arc::clone(&target), until.clone());
                 s.spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .map_err(|e| Error::Client(e.to_string()))?;
-                    let loops = (0..mine).map(|_| connection(&addr, &host, &path, end));
+                    let loops = (0..mine).map(|_| {
+                        connection(Arc::clone(&target), until.clone(), ProgressBar::hidden())
+                    });
                     let mut rec = Recorder::default();
                     for one in rt.block_on(futures_util::future::join_all(loops)) {
                         rec.merge(&one);
@@ -125,62 +117,6 @@ fn closed_loop(url: &str, duration: Duration, connections: usize) -> Result<Reco
         }
         Ok(all)
     })
-}
-
-/// One connection's requests until `end`, reconnecting after a failure.
-async fn connection(
-    addr: &str,
-    host: &str,
-    path: &hyper::Uri,
-    end: std::time::Instant,
-) -> Recorder {
-    use http_body_util::{BodyExt, Empty};
-    let mut rec = Recorder::default();
-    'connect: while std::time::Instant::now() < end {
-        let started = std::time::Instant::now();
-        let stream = match tokio::net::TcpStream::connect(addr).await {
-            Ok(stream) => stream,
-            Err(_) => {
-                rec.record(started.elapsed(), Err("connect".into()));
-                // Not a hot loop against a closed port; the run still ends at `end`.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
-        else {
-            rec.record(started.elapsed(), Err("io".into()));
-            continue;
-        };
-        tokio::spawn(conn);
-        while std::time::Instant::now() < end {
-            let request = hyper::Request::get(path.clone())
-                .header(hyper::header::HOST, host)
-                .body(Empty::<bytes::Bytes>::new())
-                .expect("a GET with a valid URI and Host is a valid request");
-            let sent = std::time::Instant::now();
-            let outcome = match sender.send_request(request).await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|_| status)
-                        .map_err(|_| "io".to_owned())
-                }
-                Err(_) => Err("io".to_owned()),
-            };
-            let failed = outcome.is_err();
-            rec.record(sent.elapsed(), outcome);
-            if failed {
-                continue 'connect;
-            }
-        }
-    }
-    rec
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
