@@ -28,7 +28,7 @@ use actix_web::dev::Server;
 use actix_web::{HttpResponse, web};
 
 pub use error::ApiError;
-pub use log_writer::{BackgroundWriter, BackgroundWriterGuard};
+pub use log_writer::{BackgroundWriter, BackgroundWriterGuard, write_access_log_to};
 pub use settings::{
     ComputeSettings, Limits, RawCompute, RawLimits, RawServer, RawSettings, ServerSettings,
     Settings, SettingsError, Size, Span,
@@ -114,6 +114,14 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(
                 web::scope("")
                     .wrap(telemetry)
+                    // Static paths first: actix tries routes in order, and a pattern
+                    // such as /files/{name} is matched with a regex.
+                    .service(resource("/wait").route(web::get().to(misc::wait)))
+                    .service(resource("/asyncwait").route(web::get().to(misc::asyncwait)))
+                    .service(resource("/healthz").route(web::get().to(misc::healthz)))
+                    .service(resource("/readyz").route(web::get().to(misc::readyz)))
+                    .service(resource("/metrics").route(web::get().to(misc::metrics)))
+                    .service(resource("/fib/{n}").route(web::get().to(misc::fib)))
                     .service(
                         resource("/files")
                             .route(web::post().to(files::upload_multipart))
@@ -131,12 +139,6 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                             .route(web::post().to(files::upload_multipart))
                             .route(web::get().to(service_info)),
                     )
-                    .service(resource("/wait").route(web::get().to(misc::wait)))
-                    .service(resource("/asyncwait").route(web::get().to(misc::asyncwait)))
-                    .service(resource("/fib/{n}").route(web::get().to(misc::fib)))
-                    .service(resource("/healthz").route(web::get().to(misc::healthz)))
-                    .service(resource("/readyz").route(web::get().to(misc::readyz)))
-                    .service(resource("/metrics").route(web::get().to(misc::metrics)))
                     .default_service(web::to(misc::no_route)),
             );
     }

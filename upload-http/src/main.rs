@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (log_writer, _flush_logs_on_exit) =
         upload_http::BackgroundWriter::spawn(std::io::stderr())?;
+    upload_http::write_access_log_to(log_writer.clone());
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Pipe(Box::new(log_writer)))
         .init();

@@ -188,15 +188,15 @@ where
                 latency.observe(secs);
             }
             if log::log_enabled!(target: "access", log::Level::Info) {
-                let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-                log::info!(
-                    target: "access",
+                let peer = req.peer_addr().map(|a| a.ip());
+                let peer = peer.as_ref().map_or(&"-" as &dyn std::fmt::Display, |ip| ip);
+                crate::log_writer::access(format_args!(
                     "{peer} \"{} {} {:?}\" {} {secs:.6}",
                     req.method(),
                     req.uri(),
                     req.version(),
                     status.as_u16()
-                );
+                ));
             }
             Ok(res)
         })
