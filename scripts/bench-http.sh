@@ -53,7 +53,8 @@ start_service() {
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# upload_batch MODE URL FORM_ARGS...: 4 files, all at once or one after another; prints seconds
+# upload_batch MODE URL multipart|raw: 4 files, all at once or one after another; prints
+# seconds. Always called as $(...), so `wait` sees only the curls it started.
 FILES=()
 upload_batch() {
   local mode=$1 url=$2 kind=$3 start
@@ -66,11 +67,9 @@ upload_batch() {
     fi
     if [[ $mode == parallel ]]; then "${cmd[@]}" & else "${cmd[@]}"; fi
   done
-  wait_jobs
+  wait # only this subshell's curls: the servers are the parent's children
   awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
 }
-wait_jobs() { for job in $(jobs -p); do is_ours "$job" || wait "$job"; done; }
-is_ours() { local p; for p in "${PIDS[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 # --- 1. four 20 MB uploads -----------------------------------------------------------------
 log "generating 4 x 20 MB"

@@ -181,7 +181,7 @@ impl LocalStore {
 }
 
 /// One upload's file and temp directory. It travels into each blocking write
-/// (see [`Offloaded`]), so a dropped upload is cleaned up exactly once, after
+/// (see [`Worker`]), so a dropped upload is cleaned up exactly once, after
 /// its last write.
 struct Job {
     file: File,

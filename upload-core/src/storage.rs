@@ -122,9 +122,10 @@ impl Storage {
 
     /// Streams `body` into a new object and returns what was stored.
     ///
-    /// Chunks are coalesced into [`WRITE_CHUNK`] buffers, which are hashed
-    /// and written on blocking threads while the next ones are received; at
-    /// most three such buffers are held per upload, whatever its size. The object becomes visible only once all of it is durable and
+    /// Chunks are grouped into batches of about [`WRITE_CHUNK`] bytes, which
+    /// are hashed and written on blocking threads while the next ones are
+    /// received; at most three batches are held per upload, whatever its
+    /// size. The object becomes visible only once all of it is durable and
     /// checked. The stream need not be `Send` (multipart fields are not).
     ///
     /// # Errors
