@@ -52,6 +52,9 @@ pub enum Error {
     /// The caller's input stream failed (client went away, malformed body); nothing was stored.
     #[error("upload body failed: {0}")]
     Body(#[source] BoxError),
+    /// The store's settings are unusable (missing credentials, bad prefix, ...).
+    #[error("invalid storage settings: {0}")]
+    InvalidConfig(String),
     /// Any other I/O error from the store.
     #[error("storage I/O error: {0}")]
     Io(#[source] io::Error),

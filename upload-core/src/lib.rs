@@ -42,10 +42,12 @@ mod info;
 mod local;
 mod name;
 mod offload;
+mod s3;
 mod storage;
 
 pub use error::{BoxError, Error, Result};
 pub use id::ObjectId;
 pub use info::{ByteRange, DEFAULT_CONTENT_TYPE, FileInfo, Page, PutOptions, parse_sha256_hex};
 pub use name::FileName;
+pub use s3::S3Config;
 pub use storage::{LocalConfig, Object, ObjectBody, Storage, StorageConfig, WRITE_CHUNK};

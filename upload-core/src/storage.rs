@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::local::LocalStore;
 use crate::offload::Worker;
+use crate::s3::{S3Config, S3Store};
 use crate::{BoxError, ByteRange, Error, FileInfo, ObjectId, Page, PutOptions, Result};
 
 /// Bytes are handed to the backend in batches of about this size, so the
@@ -33,18 +34,25 @@ pub(crate) type Batch = Arc<[Bytes]>;
 pub enum StorageConfig {
     /// Files on a local file system.
     Local(LocalConfig),
+    /// Objects in an S3-compatible store.
+    S3(S3Config),
 }
 
 /// Settings of the local-disk backend.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalConfig {
-    /// The directory that holds everything; created if missing.
+    /// The directory that holds everything; created if missing (default `./data`).
+    #[serde(default = "default_root")]
     pub root: PathBuf,
     /// Make every object durable (fsync of data, metadata and directories)
     /// before reporting it stored. Turning it off trades crash safety for speed.
     #[serde(default = "default_fsync")]
     pub fsync: bool,
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("./data")
 }
 
 fn default_fsync() -> bool {
@@ -88,6 +96,7 @@ pub struct Storage {
 #[derive(Debug)]
 enum Backend {
     Local(LocalStore),
+    S3(S3Store),
 }
 
 /// Where one upload's bytes go. The put pipeline feeds it coalesced chunks in
@@ -116,6 +125,7 @@ impl Storage {
     pub async fn open(config: &StorageConfig) -> Result<Self> {
         let backend = match config {
             StorageConfig::Local(local) => Backend::Local(LocalStore::open(local.clone()).await?),
+            StorageConfig::S3(s3) => Backend::S3(S3Store::open(s3, |var| std::env::var(var).ok())?),
         };
         Ok(Self { backend: Arc::new(backend) })
     }
@@ -145,6 +155,7 @@ impl Storage {
             Backend::Local(store) => {
                 drive(store.begin(id).await?, body, opts, id, content_type).await
             }
+            Backend::S3(store) => drive(store.begin(id), body, opts, id, content_type).await,
         }
     }
 
@@ -155,6 +166,7 @@ impl Storage {
     pub async fn get(&self, id: &ObjectId, range: Option<ByteRange>) -> Result<Object> {
         match &*self.backend {
             Backend::Local(store) => store.get(id, range).await,
+            Backend::S3(store) => store.get(id, range).await,
         }
     }
 
@@ -165,6 +177,7 @@ impl Storage {
     pub async fn head(&self, id: &ObjectId) -> Result<FileInfo> {
         match &*self.backend {
             Backend::Local(store) => store.head(id).await,
+            Backend::S3(store) => store.head(id).await,
         }
     }
 
@@ -175,6 +188,7 @@ impl Storage {
     pub async fn delete(&self, id: &ObjectId) -> Result<()> {
         match &*self.backend {
             Backend::Local(store) => store.delete(id).await,
+            Backend::S3(store) => store.delete(id).await,
         }
     }
 
@@ -185,6 +199,7 @@ impl Storage {
     pub async fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Page> {
         match &*self.backend {
             Backend::Local(store) => store.list(after, limit).await,
+            Backend::S3(store) => store.list(after, limit).await,
         }
     }
 
@@ -195,6 +210,7 @@ impl Storage {
     pub async fn check_ready(&self) -> Result<()> {
         match &*self.backend {
             Backend::Local(store) => store.check_ready().await,
+            Backend::S3(store) => store.check_ready().await,
         }
     }
 }

@@ -39,7 +39,7 @@ pub enum Span {
 pub struct RawSettings {
     /// `[server]`
     pub server: RawServer,
-    /// `[storage]`: `type = "local"`, `root`, `fsync`.
+    /// `[storage]`: `type = "local"` (`root`, `fsync`) or `type = "s3"` (`bucket`, ...).
     pub storage: StorageConfig,
     /// `[limits]`
     pub limits: RawLimits,
@@ -157,8 +157,6 @@ impl RawSettings {
             ("server.shutdown_timeout", "30s".into()),
             ("server.read_timeout", "30s".into()),
             ("storage.type", "local".into()),
-            ("storage.root", "./data".into()),
-            ("storage.fsync", true.into()),
             ("limits.max_file_size", "1GiB".into()),
             ("limits.max_request_size", "2GiB".into()),
             ("limits.max_files_per_request", 100.into()),
@@ -236,7 +234,13 @@ impl RawSettings {
     /// # Errors
     /// Only if a value cannot be represented in TOML.
     pub fn to_toml(&self) -> Result<String, SettingsError> {
-        toml::to_string_pretty(self).map_err(|e| SettingsError(e.to_string()))
+        let mut shown = self.clone();
+        if let StorageConfig::S3(s3) = &mut shown.storage
+            && s3.secret_access_key.is_some()
+        {
+            s3.secret_access_key = Some("<redacted>".into());
+        }
+        toml::to_string_pretty(&shown).map_err(|e| SettingsError(e.to_string()))
     }
 }
 
@@ -319,6 +323,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn s3_is_configured_from_the_environment_and_its_secret_never_printed() {
+        let env = [
+            ("UPLOAD__STORAGE__TYPE", "s3"),
+            ("UPLOAD__STORAGE__BUCKET", "uploads"),
+            ("UPLOAD__STORAGE__PART_SIZE", "16MiB"),
+            ("UPLOAD__STORAGE__CONCURRENCY", "8"),
+            ("UPLOAD__STORAGE__SECRET_ACCESS_KEY", "s3cret"),
+        ];
+        let raw = RawSettings::load(None, env.map(|(k, v)| (k.to_owned(), v.to_owned()))).unwrap();
+        match &raw.validate().unwrap().storage {
+            StorageConfig::S3(s3) => {
+                assert_eq!((s3.bucket.as_str(), s3.concurrency), ("uploads", 8));
+                assert_eq!(s3.part_size.as_u64(), 16 << 20);
+                assert!(s3.path_style && s3.prefix.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        let printed = raw.to_toml().unwrap();
+        assert!(!printed.contains("s3cret") && printed.contains("<redacted>"), "{printed}");
     }
 
     #[test]
