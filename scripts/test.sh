@@ -2,5 +2,12 @@
 # The project's test command (README "Tests"): every crate's unit, integration and doc tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The S3 tests run against a real Garage: a single node for upload-core's
+# suite (its settings exported here), and clusters the tests start themselves.
+# Garage is built with cargo the first time (12-20 min), then found on PATH.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+garage_dir=target/garage-dev
+eval "$(scripts/garage-dev.sh start "$garage_dir")"
+trap 'scripts/garage-dev.sh stop "$garage_dir"' EXIT
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --doc --locked

@@ -1,10 +1,11 @@
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, stream};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
-use upload_core::{ByteRange, LocalConfig, ObjectId, Storage, StorageConfig};
+use upload_core::{ByteRange, LocalConfig, ObjectId, S3Config, Storage, StorageConfig};
 
 pub type Chunk = Result<Bytes, std::io::Error>;
 
@@ -69,7 +70,149 @@ pub fn entries(root: &Path, sub: &str) -> Vec<String> {
 }
 
 /// Asserts that nothing is stored and no temporary file remains.
-pub fn assert_empty(root: &Path) {
+pub fn assert_dir_empty(root: &Path) {
     assert_eq!(entries(root, "objects"), Vec::<String>::new(), "objects");
     assert_eq!(entries(root, "tmp"), Vec::<String>::new(), "temporary files");
+}
+
+/// Where a [`TestStore`] keeps its objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A TempDir.
+    Local,
+    /// A fresh prefix in the bucket of the Garage that `scripts/test.sh` starts
+    /// (`AWS_*` variables and `S3_BUCKET`, as `garage-dev.sh` prints them).
+    S3,
+}
+
+/// The S3 part size the tests use: the smallest S3 allows, so that a few MiB
+/// already make a multipart upload.
+pub const PART: usize = 5 << 20;
+
+/// A store of either backend, with what the tests need to look behind it.
+pub struct TestStore {
+    pub storage: Storage,
+    pub dir: TempDir,
+    pub backend: Backend,
+    prefix: String,
+}
+
+impl TestStore {
+    pub async fn open(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("test-{}/", ObjectId::new());
+        let config = match backend {
+            Backend::Local => config(dir.path(), true),
+            Backend::S3 => StorageConfig::S3(S3Config {
+                part_size: bytesize::ByteSize::b(PART as u64),
+                concurrency: 2,
+                prefix: prefix.clone(),
+                ..S3Config::new(s3_env("S3_BUCKET"))
+            }),
+        };
+        let storage = Storage::open(&config).await.unwrap();
+        Self { storage, dir, backend, prefix }
+    }
+
+    /// Ids of the visible objects, as the backend itself shows them.
+    pub async fn stored(&self) -> Vec<String> {
+        match self.backend {
+            Backend::Local => entries(self.dir.path(), "objects"),
+            Backend::S3 => s3_keys(&format!("{}objects/", self.prefix)).await,
+        }
+    }
+
+    /// Temporary files, staging objects and unfinished multipart uploads.
+    pub async fn leftovers(&self) -> Vec<String> {
+        match self.backend {
+            Backend::Local => entries(self.dir.path(), "tmp"),
+            Backend::S3 => {
+                let mut found = s3_keys(&format!("{}incoming/", self.prefix)).await;
+                let uploads = s3_request(&format!("uploads&prefix={}", self.prefix)).await;
+                found.extend(
+                    xml_values(&uploads, "Key").iter().map(|k| format!("multipart upload {k}")),
+                );
+                found
+            }
+        }
+    }
+
+    /// Asserts that no object is visible and nothing is left behind. Aborts
+    /// of dropped S3 uploads run in the background: wait (bounded) for them.
+    pub async fn assert_empty(&self) {
+        assert_eq!(self.stored().await, Vec::<String>::new(), "objects");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.leftovers().await;
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "left behind: {left:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Runs each named `async fn(Backend)` test once per backend, as `name::local` and `name::s3`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn local() {
+                super::$name(crate::common::Backend::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn s3() {
+                super::$name(crate::common::Backend::S3).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
+
+fn s3_env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with scripts/test.sh, which starts Garage")
+    })
+}
+
+/// Keys under `prefix` in the test bucket, without the prefix.
+async fn s3_keys(prefix: &str) -> Vec<String> {
+    let body = s3_request(&format!("list-type=2&prefix={prefix}")).await;
+    xml_values(&body, "Key")
+        .iter()
+        .map(|k| k.strip_prefix(prefix).unwrap_or(k).to_owned())
+        .collect()
+}
+
+/// A signed `GET` on the test bucket with this query; the response body.
+async fn s3_request(query: &str) -> String {
+    use object_store::aws::{AwsAuthorizer, AwsCredential};
+    let url = format!("{}/{}?{query}", s3_env("AWS_ENDPOINT_URL"), s3_env("S3_BUCKET"));
+    let credential = AwsCredential {
+        key_id: s3_env("AWS_ACCESS_KEY_ID"),
+        secret_key: s3_env("AWS_SECRET_ACCESS_KEY"),
+        token: None,
+    };
+    let mut request = http::Request::builder()
+        .uri(&url)
+        .body(object_store::client::HttpRequestBody::empty())
+        .unwrap();
+    AwsAuthorizer::new(&credential, "s3", &s3_env("AWS_REGION"))
+        .try_authorize(&mut request, None)
+        .unwrap();
+    let response =
+        reqwest::Client::new().get(&url).headers(request.headers().clone()).send().await.unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    response.text().await.unwrap()
+}
+
+/// The text of every `<tag>` element (the S3 listings used here hold plain text).
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(open.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split(close.as_str()).next())
+        .map(str::to_owned)
+        .collect()
 }

@@ -2,9 +2,15 @@ use upload_core::{Error, ObjectId, PutOptions};
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn lists_in_id_order_with_a_cursor() {
-    let (_dir, storage) = store().await;
+on_both_backends!(
+    lists_in_id_order_with_a_cursor,
+    deleted_objects_are_gone_everywhere,
+    unknown_ids_are_not_found,
+);
+
+async fn lists_in_id_order_with_a_cursor(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let storage = &t.storage;
     let mut ids = Vec::new();
     for i in 0..23u8 {
         ids.push(storage.put(chunked(&[i], &[]), PutOptions::default()).await.unwrap().id);
@@ -29,9 +35,9 @@ async fn lists_in_id_order_with_a_cursor() {
     assert_eq!(tail.files.iter().map(|f| f.id).collect::<Vec<_>>(), ids[21..]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn deleted_objects_are_gone_everywhere() {
-    let (dir, storage) = store().await;
+async fn deleted_objects_are_gone_everywhere(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let storage = &t.storage;
     let a = storage.put(chunked(b"a", &[]), PutOptions::default()).await.unwrap();
     let b = storage.put(chunked(b"b", &[]), PutOptions::default()).await.unwrap();
     storage.delete(&a.id).await.unwrap();
@@ -41,13 +47,13 @@ async fn deleted_objects_are_gone_everywhere() {
     assert!(matches!(storage.delete(&a.id).await, Err(Error::NotFound(_))));
     let page = storage.list(None, 10).await.unwrap();
     assert_eq!(page.files, vec![b.clone()]);
-    assert_eq!(entries(dir.path(), "objects"), vec![b.id.to_string()]);
-    assert_eq!(entries(dir.path(), "tmp"), Vec::<String>::new());
+    assert_eq!(t.stored().await, vec![b.id.to_string()]);
+    assert_eq!(t.leftovers().await, Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unknown_ids_are_not_found() {
-    let (_dir, storage) = store().await;
+async fn unknown_ids_are_not_found(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let storage = &t.storage;
     let id = ObjectId::new();
     assert!(matches!(storage.head(&id).await, Err(Error::NotFound(_))));
     assert!(matches!(storage.get(&id, None).await, Err(Error::NotFound(_))));

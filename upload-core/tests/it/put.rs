@@ -6,9 +6,17 @@ use upload_core::{ByteRange, Error, PutOptions, Storage, WRITE_CHUNK};
 
 use crate::common::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn round_trips_small_and_odd_sizes() {
-    let (dir, storage) = store().await;
+on_both_backends!(
+    round_trips_small_and_odd_sizes,
+    ranges_read_exact_slices,
+    metadata_is_kept,
+    checksum_is_verified_before_anything_is_visible,
+    a_hundred_concurrent_puts_all_land,
+);
+
+async fn round_trips_small_and_odd_sizes(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let mut ids = Vec::new();
     for (len, sizes) in [
         (0, vec![]),
         (1, vec![]),
@@ -16,23 +24,27 @@ async fn round_trips_small_and_odd_sizes() {
         (WRITE_CHUNK - 1, vec![7, 65_536]),
         (WRITE_CHUNK, vec![WRITE_CHUNK]),
         (3 * WRITE_CHUNK + 7, vec![1, WRITE_CHUNK + 3, 2 * WRITE_CHUNK]),
+        // S3: exactly one part, then several parts in flight with a short last one.
+        (PART, vec![PART - 1]),
+        (3 * PART + 7, vec![65_536; 10]),
     ] {
         let data = bytes(len, len as u64);
-        let info = storage.put(chunked(&data, &sizes), PutOptions::default()).await.unwrap();
+        let info = t.storage.put(chunked(&data, &sizes), PutOptions::default()).await.unwrap();
         assert_eq!(info.size, len as u64);
         assert_eq!(info.sha256, sha256_hex(&data));
         assert_eq!(info.content_type, "application/octet-stream");
-        assert_eq!(storage.head(&info.id).await.unwrap(), info);
-        assert_eq!(read(&storage, &info.id, None).await, data, "len {len}");
+        assert_eq!(t.storage.head(&info.id).await.unwrap(), info);
+        assert_eq!(read(&t.storage, &info.id, None).await, data, "len {len}");
+        ids.push(info.id.to_string());
     }
-    assert_eq!(entries(dir.path(), "tmp"), Vec::<String>::new());
+    assert_eq!(t.stored().await, ids);
+    assert_eq!(t.leftovers().await, Vec::<String>::new());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ranges_read_exact_slices() {
-    let (_dir, storage) = store().await;
-    let data = bytes(2 * WRITE_CHUNK + 100, 3);
-    let info = storage.put(chunked(&data, &[]), PutOptions::default()).await.unwrap();
+async fn ranges_read_exact_slices(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let data = bytes(PART + 2 * WRITE_CHUNK + 100, 3);
+    let info = t.storage.put(chunked(&data, &[]), PutOptions::default()).await.unwrap();
     let n = data.len() as u64;
     for (range, expected) in [
         (ByteRange::Inclusive { first: 0, last: 0 }, &data[..1]),
@@ -40,60 +52,66 @@ async fn ranges_read_exact_slices() {
         (ByteRange::From(n - 1), &data[data.len() - 1..]),
         (ByteRange::Suffix(WRITE_CHUNK as u64 + 1), &data[data.len() - WRITE_CHUNK - 1..]),
     ] {
-        let object = storage.get(&info.id, Some(range)).await.unwrap();
+        let object = t.storage.get(&info.id, Some(range)).await.unwrap();
+        assert_eq!(object.info, info);
         assert_eq!(object.range.end - object.range.start, expected.len() as u64);
-        assert_eq!(read(&storage, &info.id, Some(range)).await, expected, "{range:?}");
+        assert_eq!(read(&t.storage, &info.id, Some(range)).await, expected, "{range:?}");
     }
-    let err = storage.get(&info.id, Some(ByteRange::From(n))).await.unwrap_err();
+    let err = t.storage.get(&info.id, Some(ByteRange::From(n))).await.unwrap_err();
     assert!(matches!(err, Error::RangeNotSatisfiable { size } if size == n), "{err:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn metadata_is_kept() {
-    let (_dir, storage) = store().await;
-    let opts = PutOptions {
-        filename: Some(upload_core::FileName::sanitize("report.pdf").unwrap()),
-        content_type: Some("application/pdf".into()),
-        ..Default::default()
-    };
+async fn metadata_is_kept(backend: Backend) {
+    let t = TestStore::open(backend).await;
     let before = time::OffsetDateTime::now_utc();
-    let info = storage.put(chunked(b"%PDF", &[]), opts).await.unwrap();
-    assert_eq!(info.filename.as_deref(), Some("report.pdf"));
-    assert_eq!(info.content_type, "application/pdf");
-    assert!(info.created_at >= before && info.created_at <= time::OffsetDateTime::now_utc());
-    let json = serde_json::to_value(&info).unwrap();
-    assert_eq!(json["id"], info.id.to_string());
-    assert!(json["created_at"].as_str().unwrap().ends_with('Z'), "{json}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn checksum_is_verified_before_anything_is_visible() {
-    let (dir, storage) = store().await;
-    let data = bytes(WRITE_CHUNK + 1, 9);
-    let good: [u8; 32] = Sha256::digest(&data).into();
-    let mut bad = good;
-    bad[0] ^= 1;
-
-    let opts = |sha| PutOptions { expected_sha256: Some(sha), ..Default::default() };
-    let err = storage.put(chunked(&data, &[1000]), opts(bad)).await.unwrap_err();
-    match err {
-        Error::ChecksumMismatch { expected, actual } => {
-            assert_eq!(expected, hex::encode(bad));
-            assert_eq!(actual, hex::encode(good));
-        }
-        other => panic!("{other:?}"),
+    // Small (one request) and multipart uploads carry their metadata alike.
+    for len in [4, PART + 1] {
+        let opts = PutOptions {
+            filename: Some(upload_core::FileName::sanitize("rapport été.pdf").unwrap()),
+            content_type: Some("application/pdf".into()),
+            ..Default::default()
+        };
+        let info = t.storage.put(chunked(&bytes(len, 1), &[]), opts).await.unwrap();
+        assert_eq!(info.filename.as_deref(), Some("rapport été.pdf"));
+        assert_eq!(info.content_type, "application/pdf");
+        assert!(info.created_at >= before && info.created_at <= time::OffsetDateTime::now_utc());
+        assert_eq!(t.storage.head(&info.id).await.unwrap(), info);
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(json["id"], info.id.to_string());
+        assert!(json["created_at"].as_str().unwrap().ends_with('Z'), "{json}");
     }
-    assert_empty(dir.path());
-
-    let info = storage.put(chunked(&data, &[1000]), opts(good)).await.unwrap();
-    assert_eq!(info.sha256, hex::encode(good));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_hundred_concurrent_puts_all_land() {
-    let (dir, storage) = store().await;
+async fn checksum_is_verified_before_anything_is_visible(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    // One batch, and (on S3) a multipart upload that must be aborted.
+    for len in [WRITE_CHUNK + 1, 2 * PART + 1] {
+        let data = bytes(len, 9);
+        let good: [u8; 32] = Sha256::digest(&data).into();
+        let mut bad = good;
+        bad[0] ^= 1;
+
+        let opts = |sha| PutOptions { expected_sha256: Some(sha), ..Default::default() };
+        let err = t.storage.put(chunked(&data, &[1000]), opts(bad)).await.unwrap_err();
+        match err {
+            Error::ChecksumMismatch { expected, actual } => {
+                assert_eq!(expected, hex::encode(bad));
+                assert_eq!(actual, hex::encode(good));
+            }
+            other => panic!("{other:?}"),
+        }
+        t.assert_empty().await;
+
+        let info = t.storage.put(chunked(&data, &[1000]), opts(good)).await.unwrap();
+        assert_eq!(info.sha256, hex::encode(good));
+        t.storage.delete(&info.id).await.unwrap();
+    }
+}
+
+async fn a_hundred_concurrent_puts_all_land(backend: Backend) {
+    let t = TestStore::open(backend).await;
     let puts = (0..100u64).map(|i| {
-        let storage = storage.clone();
+        let storage = t.storage.clone();
         tokio::spawn(async move {
             let data = bytes(1000 + i as usize * 997, i);
             let info = storage.put(chunked(&data, &[333, 4096]), PutOptions::default()).await;
@@ -106,10 +124,10 @@ async fn a_hundred_concurrent_puts_all_land() {
         let (data, info) = result.unwrap();
         assert!(ids.insert(info.id));
         assert_eq!(info.sha256, sha256_hex(&data));
-        assert_eq!(read(&storage, &info.id, None).await, data);
+        assert_eq!(read(&t.storage, &info.id, None).await, data);
     }
-    assert_eq!(entries(dir.path(), "objects").len(), 100);
-    assert_eq!(entries(dir.path(), "tmp"), Vec::<String>::new());
+    assert_eq!(t.stored().await.len(), 100);
+    assert_eq!(t.leftovers().await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,7 +156,7 @@ async fn past_four_gibibytes() {
         [block[WRITE_CHUNK - 2], block[WRITE_CHUNK - 1], b'e', b'n', b'd']
     );
     storage.delete(&info.id).await.unwrap();
-    assert_empty(dir.path());
+    assert_dir_empty(dir.path());
 }
 
 fn chunking() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {

@@ -6,3 +6,4 @@ mod compute;
 mod files;
 mod handlers;
 mod limits;
+mod s3;
