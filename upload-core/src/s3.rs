@@ -541,11 +541,30 @@ impl S3Sink<'_> {
         while self.parts.len() >= self.store.concurrency {
             self.join_one().await?;
         }
-        let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
-        self.pending_len = 0;
+        let payload = self.take_part();
         let part = self.upload.as_mut().expect("started above").put_part(payload);
         self.parts.spawn(part);
         Ok(())
+    }
+
+    /// The next part: exactly `part_size` bytes (or what is left), cut
+    /// from the pending chunks without copying.
+    fn take_part(&mut self) -> PutPayload {
+        let mut want = self.store.part_size.min(self.pending_len);
+        self.pending_len -= want;
+        let mut part = Vec::new();
+        let mut rest = std::mem::take(&mut self.pending).into_iter();
+        for mut piece in rest.by_ref() {
+            if piece.len() > want {
+                part.push(piece.split_to(want));
+                self.pending.push(piece);
+                break;
+            }
+            want -= piece.len();
+            part.push(piece);
+        }
+        self.pending.extend(rest);
+        part.into_iter().collect()
     }
 
     async fn join_one(&mut self) -> Result<()> {
@@ -570,7 +589,8 @@ impl Sink for S3Sink<'_> {
     async fn write(&mut self, batch: Batch) -> Result<()> {
         self.pending_len += batch.iter().map(Bytes::len).sum::<usize>();
         self.pending.extend(batch.iter().cloned());
-        if self.pending_len >= self.store.part_size {
+        // Strictly more than a part: a body of exactly one part is one PUT.
+        while self.pending_len > self.store.part_size {
             self.send_part().await?;
         }
         Ok(())
@@ -578,7 +598,7 @@ impl Sink for S3Sink<'_> {
 
     async fn finish(&mut self) -> Result<()> {
         if self.upload.is_some() {
-            if self.pending_len > 0 {
+            while self.pending_len > 0 {
                 self.send_part().await?;
             }
             while !self.parts.is_empty() {
