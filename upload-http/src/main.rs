@@ -14,6 +14,22 @@ struct Cli {
     /// Print the effective settings as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Exit 0 if the service (as the settings describe it) answers `PATH` with 200: a
+    /// container health check that needs no other tool.
+    Healthcheck {
+        /// `/readyz` (storage usable) or `/healthz` (process up).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +46,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = raw.validate()?;
+    if let Some(Command::Healthcheck { path, timeout }) = cli.command {
+        let status = upload_http::probe(&settings.server, &path, timeout)?;
+        anyhow::ensure!(status == 200, "{path} answered {status}");
+        return Ok(());
+    }
     actix_web::rt::System::new().block_on(upload_http::run(settings))?;
     Ok(())
 }

@@ -176,6 +176,8 @@ impl RawSettings {
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
+            // `UPLOAD__X=` means "not set", so an override can unset a key.
+            .ignore_empty(true)
             .source(Some(env));
         let config =
             builder.add_source(source).build().map_err(|e| SettingsError(e.to_string()))?;
@@ -310,6 +312,8 @@ mod tests {
             ("UPLOAD__COMPUTE__TIMEOUT", "1m 30s"),
             ("UPLOAD__STORAGE__FSYNC", "false"),
             ("UPLOAD__STORAGE__ROOT", "/srv/uploads"),
+            // Empty means unset: an override file can clear a key of another backend.
+            ("UPLOAD__STORAGE__BUCKET", ""),
             ("OTHER__SERVER__PORT", "1"),
         ])
         .unwrap();

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use reqwest::blocking::multipart::{Form, Part};
 use reqwest::header;
 use serde_json::Value;
@@ -229,4 +231,18 @@ fn hostile_filenames_end_up_as_harmless_metadata() {
     assert_eq!(error_code(r), (400, "invalid_filename".into()));
     assert_eq!(server.entries("objects").len(), 5);
     assert!(!server.dir.path().join("etc").exists() && !server.dir.path().join("passwd").exists());
+}
+
+#[test]
+fn the_health_probe_reports_the_status_it_gets() {
+    let server = Server::start();
+    let port: u16 = server.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let mut target = settings(server.dir.path().join("unused"), |_| {}).server;
+    // A wildcard listen address is probed on loopback.
+    (target.host, target.port) = ("0.0.0.0".into(), port);
+    let probe = |path| upload_http::probe(&target, path, Duration::from_secs(5));
+    assert_eq!(probe("/readyz").unwrap(), 200);
+    assert_eq!(probe("/no-such-path").unwrap(), 404);
+    drop(server);
+    assert!(probe("/readyz").is_err(), "nothing listens any more");
 }
