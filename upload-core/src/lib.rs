@@ -33,6 +33,12 @@
 //! # }
 //! ```
 //!
+//! The same API stores objects in an S3-compatible bucket instead
+//! (`StorageConfig::S3(S3Config::new("uploads"))`, credentials and endpoint
+//! from the standard `AWS_*` variables): bodies stream into multipart uploads
+//! with a bounded number of parts in flight, and the metadata travels with
+//! each object, so several processes can share one bucket.
+//!
 //! All operations need a Tokio runtime: file I/O runs on its blocking pool,
 //! never on the caller's executor thread.
 

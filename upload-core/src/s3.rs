@@ -31,6 +31,8 @@ use crate::{ByteRange, Error, FileInfo, Object, ObjectId, Page, Result};
 
 /// S3 refuses parts below 5 MiB (except the last).
 const MIN_PART_SIZE: u64 = 5 << 20;
+/// How long [`S3Store::check_ready`] waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Objects read concurrently to fill a listing page with their metadata.
 const LIST_HEADS: usize = 16;
 
@@ -365,7 +367,14 @@ impl S3Store {
 
     /// Asks the store whether the bucket exists and the credentials may use it.
     pub(crate) async fn check_ready(&self) -> Result<()> {
-        let response = self.signed(http::Method::HEAD, "", http::HeaderMap::new()).await?;
+        // A readiness probe must answer quickly, even when the store does not.
+        let probe = self.signed(http::Method::HEAD, "", http::HeaderMap::new());
+        let response = tokio::time::timeout(READY_TIMEOUT, probe).await.map_err(|_| {
+            Error::Unavailable(format!(
+                "bucket {}: no answer within {READY_TIMEOUT:?}",
+                self.bucket
+            ))
+        })??;
         match response.status() {
             s if s.is_success() => Ok(()),
             s => Err(Error::Unavailable(format!("bucket {}: HEAD returned {s}", self.bucket))),
