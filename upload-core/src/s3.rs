@@ -335,6 +335,7 @@ impl S3Store {
     }
 
     pub(crate) async fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Page> {
+        let limit = limit.max(1);
         let prefix = Path::from(format!("{}objects", self.prefix));
         let keys = match after {
             Some(after) => self.store.list_with_offset(Some(&prefix), &self.object_path(&after)),

@@ -28,6 +28,9 @@ async fn lists_in_id_order_with_a_cursor(backend: Backend) {
     }
     assert_eq!(seen, ids);
 
+    // A limit of 0 is taken as 1.
+    let first = storage.list(None, 0).await.unwrap();
+    assert_eq!((first.files.len(), first.next), (1, Some(ids[0])));
     let all = storage.list(None, 1000).await.unwrap();
     assert_eq!(all.files.len(), 23);
     assert_eq!(all.next, None);
