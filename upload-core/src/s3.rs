@@ -382,6 +382,59 @@ impl S3Store {
         }
     }
 
+    /// Removes what a crashed process left under `incoming/` (staging copies
+    /// and unfinished multipart uploads, which the store would keep and bill)
+    /// once older than `older_than`; returns how many. One page of uploads
+    /// (up to 1000) per call.
+    pub(crate) async fn sweep(&self, older_than: Duration) -> Result<usize> {
+        let cutoff = OffsetDateTime::now_utc() - older_than;
+        let cutoff_ms = (cutoff.unix_timestamp_nanos() / 1_000_000) as i64;
+        let staging = Path::from(format!("{}incoming", self.prefix));
+        let stale: Vec<Path> = self
+            .store
+            .list(Some(&staging))
+            .map_err(unavailable)
+            .try_filter_map(async |meta| {
+                let stale = meta.last_modified.timestamp_millis() < cutoff_ms;
+                Ok(stale.then_some(meta.location))
+            })
+            .try_collect()
+            .await?;
+        for path in &stale {
+            self.store.delete(path).await.map_err(unavailable)?;
+        }
+
+        let query = format!("?uploads&prefix={}incoming/", self.prefix);
+        let response = self.signed(http::Method::GET, &query, http::HeaderMap::new()).await?;
+        let status = response.status();
+        let body = response.text().await.map_err(unavailable)?;
+        if !status.is_success() {
+            return Err(Error::Unavailable(format!("listing multipart uploads: {status} {body}")));
+        }
+        let listing: MultipartUploads = quick_xml::de::from_str(&body)
+            .map_err(|e| Error::Unavailable(format!("listing multipart uploads: {e}")))?;
+        let mut aborted = 0;
+        for upload in listing.uploads {
+            let initiated = OffsetDateTime::parse(&upload.initiated, &Rfc3339).map_err(|e| {
+                Error::Unavailable(format!("upload initiated {:?}: {e}", upload.initiated))
+            })?;
+            if initiated >= cutoff {
+                continue;
+            }
+            let id = percent_encoding::utf8_percent_encode(&upload.upload_id, QUERY_ESCAPES);
+            let key = format!("{}?uploadId={id}", upload.key);
+            let status =
+                self.signed(http::Method::DELETE, &key, http::HeaderMap::new()).await?.status();
+            match status {
+                s if s.is_success() => aborted += 1,
+                // Another replica's sweep was first.
+                http::StatusCode::NOT_FOUND => {}
+                s => return Err(Error::Unavailable(format!("aborting {key}: {s}"))),
+            }
+        }
+        Ok(stale.len() + aborted)
+    }
+
     /// Server-side copy that replaces the metadata, which object_store's `copy` keeps.
     async fn copy_with_metadata(&self, from: &Path, to: &Path, info: &FileInfo) -> Result<()> {
         let mut headers = http::HeaderMap::new();
@@ -410,18 +463,15 @@ impl S3Store {
         Ok(())
     }
 
-    /// Sends a SigV4-signed request with an empty body to `key` in the bucket.
+    /// Sends a SigV4-signed request with an empty body to `key` (with its
+    /// query, if any) in the bucket.
     async fn signed(
         &self,
         method: http::Method,
         key: &str,
         headers: http::HeaderMap,
     ) -> Result<reqwest::Response> {
-        let url = if key.is_empty() {
-            format!("{}/", self.bucket_url)
-        } else {
-            format!("{}/{key}", self.bucket_url)
-        };
+        let url = format!("{}/{key}", self.bucket_url);
         let mut request = http::Request::builder()
             .method(method)
             .uri(&url)
@@ -451,6 +501,26 @@ fn normalize_prefix(prefix: &str) -> Option<String> {
     (safe && !trimmed.split('/').any(|s| s.is_empty() || s == "." || s == ".."))
         .then(|| format!("{trimmed}/"))
 }
+
+/// `ListMultipartUploads`, the part of it the sweep reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MultipartUploads {
+    #[serde(default, rename = "Upload")]
+    uploads: Vec<MultipartUploadEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MultipartUploadEntry {
+    key: String,
+    upload_id: String,
+    initiated: String,
+}
+
+/// Characters left as they are in a query value (RFC 3986 unreserved).
+const QUERY_ESCAPES: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 fn unavailable(e: impl fmt::Display) -> Error {
     Error::Unavailable(format!("object store: {e}"))

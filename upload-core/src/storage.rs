@@ -203,6 +203,22 @@ impl Storage {
         }
     }
 
+    /// Removes what crashed processes left in a shared store, once older
+    /// than `older_than`; returns how many leftovers it removed. For S3:
+    /// staging objects and unfinished multipart uploads (run it now and then,
+    /// with an age no live upload reaches, as other replicas may be
+    /// uploading). The local backend does this when it opens, as it owns its
+    /// root: there this returns 0.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store cannot be reached.
+    pub async fn sweep(&self, older_than: std::time::Duration) -> Result<usize> {
+        match &*self.backend {
+            Backend::Local(_) => Ok(0),
+            Backend::S3(store) => store.sweep(older_than).await,
+        }
+    }
+
     /// Checks that the store accepts writes right now.
     ///
     /// # Errors

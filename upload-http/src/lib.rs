@@ -198,7 +198,14 @@ pub fn probe(server: &ServerSettings, path: &str, timeout: Duration) -> std::io:
         .ok_or_else(|| std::io::Error::other("not an HTTP response"))
 }
 
-/// Opens everything `settings` describes and serves until stopped.
+/// How often a shared store is swept of what crashed replicas left, and the
+/// age past which no live upload can have left it.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Opens everything `settings` describes and serves until stopped. Every
+/// hour, it also removes from a shared store what crashed replicas left
+/// (uploads older than a day that never completed).
 ///
 /// # Errors
 /// See [`StartError`].
@@ -211,6 +218,17 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         state.settings.server.workers,
         state.settings.storage
     );
+    let storage = state.storage.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            match storage.sweep(LEFTOVER_AGE).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("removed {n} leftovers of interrupted uploads"),
+                Err(e) => log::warn!("could not sweep leftovers of interrupted uploads: {e}"),
+            }
+            actix_web::rt::time::sleep(SWEEP_EVERY).await;
+        }
+    });
     server(state, listener)?.await?;
     log::info!("stopped");
     Ok(())

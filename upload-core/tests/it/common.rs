@@ -137,6 +137,16 @@ impl TestStore {
         }
     }
 
+    /// S3: what a crash leaves under `incoming/`: a staging object (between
+    /// completion and copy) and a multipart upload never completed.
+    pub async fn leave_crash_leftovers(&self) {
+        assert_eq!(self.backend, Backend::S3);
+        let staging = format!("{}incoming/{}", self.prefix, ObjectId::new());
+        s3_call(http::Method::PUT, &staging).await;
+        let upload = format!("{}incoming/{}?uploads", self.prefix, ObjectId::new());
+        s3_call(http::Method::POST, &upload).await;
+    }
+
     /// Asserts that no object is visible and nothing is left behind. Aborts
     /// of dropped S3 uploads run in the background: wait (bounded) for them.
     pub async fn assert_empty(&self) {
@@ -187,22 +197,32 @@ async fn s3_keys(prefix: &str) -> Vec<String> {
 
 /// A signed `GET` on the test bucket with this query; the response body.
 async fn s3_request(query: &str) -> String {
+    s3_call(http::Method::GET, &format!("?{query}")).await
+}
+
+/// A signed request with an empty body to `key` (and query) in the test bucket; the response body.
+async fn s3_call(method: http::Method, key: &str) -> String {
     use object_store::aws::{AwsAuthorizer, AwsCredential};
-    let url = format!("{}/{}?{query}", s3_env("AWS_ENDPOINT_URL"), s3_env("S3_BUCKET"));
+    let url = format!("{}/{}/{key}", s3_env("AWS_ENDPOINT_URL"), s3_env("S3_BUCKET"));
     let credential = AwsCredential {
         key_id: s3_env("AWS_ACCESS_KEY_ID"),
         secret_key: s3_env("AWS_SECRET_ACCESS_KEY"),
         token: None,
     };
     let mut request = http::Request::builder()
+        .method(method.clone())
         .uri(&url)
         .body(object_store::client::HttpRequestBody::empty())
         .unwrap();
     AwsAuthorizer::new(&credential, "s3", &s3_env("AWS_REGION"))
         .try_authorize(&mut request, None)
         .unwrap();
-    let response =
-        reqwest::Client::new().get(&url).headers(request.headers().clone()).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .request(method, &url)
+        .headers(request.headers().clone())
+        .send()
+        .await
+        .unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());
     response.text().await.unwrap()
 }

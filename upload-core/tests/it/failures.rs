@@ -92,6 +92,22 @@ async fn crash_leftovers_are_swept_on_open() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn s3_crash_leftovers_are_swept_once_old_enough() {
+    let t = TestStore::open(Backend::S3).await;
+    let kept = t.storage.put(chunked(b"kept", &[]), PutOptions::default()).await.unwrap();
+    t.leave_crash_leftovers().await;
+    assert_eq!(t.leftovers().await.len(), 2);
+    // Younger than the age given: they may be another replica's live upload.
+    assert_eq!(t.storage.sweep(std::time::Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(t.leftovers().await.len(), 2);
+
+    assert_eq!(t.storage.sweep(std::time::Duration::ZERO).await.unwrap(), 2);
+    assert_eq!(t.leftovers().await, Vec::<String>::new());
+    assert_eq!(read(&t.storage, &kept.id, None).await, b"kept");
+    assert_eq!(t.stored().await, vec![kept.id.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_root_is_owned_by_one_process_at_a_time() {
     let (dir, _storage) = store().await;
     let err = Storage::open(&config(dir.path(), true)).await.unwrap_err();
