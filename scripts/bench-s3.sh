@@ -127,4 +127,5 @@ row "4 x 20 MiB, parallel" $((80 << 20)) parallel
 row "4 x 20 MiB, serial" $((80 << 20)) serial
 row "1 x 1 GiB" $((1 << 30)) big
 echo "service RSS while storing 1 GiB: idle $((IDLE / 1024)) MiB, peak $((PEAK / 1024)) MiB," \
-  "$(((PEAK - IDLE) / 1024)) MiB above idle (bound: part_size x (concurrency + 1) = 8 MiB x 5 = 40 MiB)"
+  "$(((PEAK - IDLE) / 1024)) MiB above idle (bound: part_size x (concurrency + 1) = 8 MiB x 5 = 40 MiB;" \
+  "held: at most concurrency parts = 32 MiB, plus a 1 MiB batch)"

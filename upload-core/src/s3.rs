@@ -65,7 +65,8 @@ pub struct S3Config {
     #[serde(default = "default_part_size")]
     pub part_size: bytesize::ByteSize,
     /// Parts of one upload in flight at once. An upload holds at most
-    /// `part_size * (concurrency + 1)` bytes.
+    /// `concurrency` parts (those in flight and the one being filled), plus
+    /// the ~1 MiB batch being received: within `part_size * (concurrency + 1)`.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// Key prefix of everything this service stores, e.g. `"team-a/"`.
@@ -672,6 +673,11 @@ impl Sink for S3Sink<'_> {
         // Strictly more than a part: a body of exactly one part is one PUT.
         while self.pending_len > self.store.part_size {
             self.send_part().await?;
+        }
+        // The next part fills only beside a free slot: with it, at most
+        // `concurrency` parts are held at any time.
+        while self.parts.len() >= self.store.concurrency {
+            self.join_one().await?;
         }
         Ok(())
     }
