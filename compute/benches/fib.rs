@@ -1,16 +1,16 @@
 //! `cargo bench -p compute --bench fib`: fib(32..=40) sequential and parallel
-//! (1 and 2 threads), then the effect of the pool's niceness on concurrent
+//! (1 and 2 threads), then the effect of the pool's priority on concurrent
 //! request-like work. Every figure comes with its reference from the same run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use compute::{ComputePool, fib, fib_parallel};
+use compute::{ComputePool, Priority, fib, fib_parallel};
 
 fn main() -> Result<(), compute::Error> {
-    let one = ComputePool::builder().threads(1).nice(0).build()?;
-    let two = ComputePool::builder().threads(2).nice(0).build()?;
+    let one = ComputePool::builder().threads(1).priority(Priority::Nice(0)).build()?;
+    let two = ComputePool::builder().threads(2).priority(Priority::Nice(0)).build()?;
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
 
     println!("n   sequential   parallel/1t   parallel/2t   2t vs 1t   2t vs seq");
@@ -33,10 +33,11 @@ fn main() -> Result<(), compute::Error> {
     );
     let idle = request_rate(None);
     println!("  no compute load      {:>10.0} ops/s  1.00x", idle);
-    for nice in [0, 10] {
-        let pool = ComputePool::builder().threads(2).nice(nice).build()?;
+    for priority in [Priority::Nice(0), Priority::Nice(10), Priority::Nice(19), Priority::Idle] {
+        let pool = ComputePool::builder().threads(2).priority(priority).build()?;
         let rate = request_rate(Some(&pool));
-        println!("  pool at nice {nice:>2}      {:>10.0} ops/s  {:.2}x", rate, rate / idle);
+        let name = format!("{priority:?}");
+        println!("  pool at {name:<12} {:>10.0} ops/s  {:.2}x", rate, rate / idle);
     }
     Ok(())
 }

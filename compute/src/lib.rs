@@ -33,4 +33,4 @@ mod pool;
 
 pub use error::Error;
 pub use fib::{FIB_MAX_N, fib, fib_parallel};
-pub use pool::{Builder, CancelToken, ComputePool, Stats};
+pub use pool::{Builder, CancelToken, ComputePool, Priority, Stats};

@@ -58,13 +58,26 @@ pub struct Builder {
     threads: usize,
     thread_name: String,
     max_jobs: usize,
-    nice: i32,
+    priority: Priority,
+}
+
+/// How the pool's threads compete with the rest of the process for the CPU (Linux only;
+/// elsewhere the threads run at the process's priority).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// `SCHED_IDLE`: the threads run only on CPU time that no other thread
+    /// wants, and give it back as soon as one does. Jobs never slow request
+    /// handling; under sustained load they wait (bound them with a timeout).
+    Idle,
+    /// A niceness in -20..=19 (0 leaves the threads at the process's own);
+    /// going below the process's own needs privileges.
+    Nice(i32),
 }
 
 impl Default for Builder {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        Self { threads, thread_name: "compute".into(), max_jobs: 64, nice: 10 }
+        Self { threads, thread_name: "compute".into(), max_jobs: 64, priority: Priority::Idle }
     }
 }
 
@@ -91,11 +104,11 @@ impl Builder {
         self
     }
 
-    /// Niceness of the worker threads (Linux; default +10, 0 leaves them as
-    /// the process is): when requests and jobs both want the CPU, requests win.
+    /// Scheduling priority of the worker threads (default [`Priority::Idle`]:
+    /// when other threads and jobs both want the CPU, the others win).
     #[must_use]
-    pub fn nice(mut self, nice: i32) -> Self {
-        self.nice = nice;
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
         self
     }
 
@@ -108,14 +121,16 @@ impl Builder {
         if self.threads == 0 || self.max_jobs == 0 {
             return Err(Error::Config("threads and max_jobs must be at least 1".into()));
         }
-        if !(-20..=19).contains(&self.nice) {
-            return Err(Error::Config(format!("nice must be within -20..=19, not {}", self.nice)));
+        if let Priority::Nice(nice) = self.priority
+            && !(-20..=19).contains(&nice)
+        {
+            return Err(Error::Config(format!("nice must be within -20..=19, not {nice}")));
         }
-        let (name, nice) = (self.thread_name, self.nice);
+        let (name, priority) = (self.thread_name, self.priority);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .thread_name(move |i| format!("{name}-{i}"))
-            .start_handler(move |_| set_thread_nice(nice))
+            .start_handler(move |_| set_thread_priority(priority))
             // Jobs catch their own panics; this only keeps rayon from aborting on one that escapes.
             .panic_handler(|_| log::error!("a compute job panicked outside its guard"))
             .build()
@@ -170,7 +185,7 @@ pub struct ComputePool {
 }
 
 impl ComputePool {
-    /// A builder with the defaults: every core, 64 jobs, nice +10.
+    /// A builder with the defaults: every core, 64 jobs, [`Priority::Idle`].
     #[must_use]
     pub fn builder() -> Builder {
         Builder::default()
@@ -322,22 +337,27 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 #[cfg(target_os = "linux")]
-fn set_thread_nice(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    // SAFETY: gettid and setpriority take and return plain integers.
+fn set_thread_priority(priority: Priority) {
+    // SAFETY: gettid, setpriority and sched_setscheduler take plain integers
+    // and a pointer to a live sched_param.
     let rc = unsafe {
         let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        match priority {
+            Priority::Nice(0) => return,
+            Priority::Nice(nice) => libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice),
+            Priority::Idle => {
+                let param = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(tid, libc::SCHED_IDLE, &raw const param)
+            }
+        }
     };
     if rc != 0 {
         log::warn!(
-            "could not set compute thread niceness to {nice}: {}",
+            "could not set compute thread priority to {priority:?}: {}",
             std::io::Error::last_os_error()
         );
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_thread_nice(_: i32) {}
+fn set_thread_priority(_: Priority) {}

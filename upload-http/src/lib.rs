@@ -74,7 +74,7 @@ impl AppState {
         let pool = compute::ComputePool::builder()
             .threads(c.threads)
             .max_jobs(c.max_jobs)
-            .nice(c.nice)
+            .priority(c.priority)
             .thread_name("fib")
             .build()?;
         let metrics = Arc::new(Metrics::new(pool.clone()));

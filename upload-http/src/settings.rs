@@ -33,6 +33,16 @@ pub enum Span {
     Text(String),
 }
 
+/// A compute priority as written in settings: a niceness, or `"idle"` (`SCHED_IDLE`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Nice {
+    /// A niceness, -20..=19.
+    Level(i64),
+    /// `"idle"`.
+    Text(String),
+}
+
 /// Settings as read, before validation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,7 +88,7 @@ pub struct RawCompute {
     pub max_jobs: usize,
     pub max_n: u32,
     pub timeout: Span,
-    pub nice: i32,
+    pub nice: Nice,
 }
 
 /// Validated settings.
@@ -131,8 +141,8 @@ pub struct ComputeSettings {
     pub max_n: u32,
     /// Deadline of one job.
     pub timeout: Duration,
-    /// Niceness of the pool threads.
-    pub nice: i32,
+    /// Scheduling priority of the pool threads.
+    pub priority: compute::Priority,
 }
 
 fn cores() -> usize {
@@ -164,7 +174,7 @@ impl RawSettings {
             ("compute.max_jobs", (4 * cores).into()),
             ("compute.max_n", 46.into()),
             ("compute.timeout", "30s".into()),
-            ("compute.nice", 10.into()),
+            ("compute.nice", "idle".into()),
         ] {
             builder = builder.set_default(key, value).map_err(|e| SettingsError(e.to_string()))?;
         }
@@ -205,9 +215,6 @@ impl RawSettings {
                 compute::FIB_MAX_N
             )));
         }
-        if !(-20..=19).contains(&c.nice) {
-            return Err(SettingsError(format!("compute.nice: {} is not within -20..=19", c.nice)));
-        }
         if s.host.is_empty() {
             return Err(SettingsError("server.host: must not be empty".into()));
         }
@@ -226,7 +233,7 @@ impl RawSettings {
                 max_jobs: at_least_one("compute.max_jobs", c.max_jobs)?,
                 max_n: c.max_n,
                 timeout: positive("compute.timeout", &c.timeout)?,
-                nice: c.nice,
+                priority: priority(&c.nice)?,
             },
         })
     }
@@ -277,6 +284,17 @@ fn span(key: &str, value: &Span) -> Result<Duration, SettingsError> {
     }
 }
 
+fn priority(value: &Nice) -> Result<compute::Priority, SettingsError> {
+    match value {
+        Nice::Text(text) if text.trim().eq_ignore_ascii_case("idle") => Ok(compute::Priority::Idle),
+        Nice::Level(n @ -20..=19) => Ok(compute::Priority::Nice(*n as i32)),
+        Nice::Level(n) => Err(SettingsError(format!("compute.nice: {n} is not within -20..=19"))),
+        Nice::Text(text) => Err(SettingsError(format!(
+            "compute.nice: {text:?} is neither \"idle\" nor a niceness within -20..=19"
+        ))),
+    }
+}
+
 fn positive(key: &str, value: &Span) -> Result<Duration, SettingsError> {
     let d = span(key, value)?;
     if d.is_zero() { Err(SettingsError(format!("{key}: must be more than 0"))) } else { Ok(d) }
@@ -296,7 +314,7 @@ mod tests {
         assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8000));
         assert_eq!(s.limits.max_file_size, 1 << 30);
         assert_eq!(s.limits.max_files_per_request, 100);
-        assert_eq!((s.compute.max_n, s.compute.nice), (46, 10));
+        assert_eq!((s.compute.max_n, s.compute.priority), (46, compute::Priority::Idle));
         assert_eq!(s.compute.timeout, Duration::from_secs(30));
         match s.storage {
             StorageConfig::Local(local) => assert!(local.fsync && local.root.ends_with("data")),
@@ -310,6 +328,7 @@ mod tests {
             ("UPLOAD__SERVER__PORT", "9000"),
             ("UPLOAD__LIMITS__MAX_FILE_SIZE", "20MiB"),
             ("UPLOAD__COMPUTE__TIMEOUT", "1m 30s"),
+            ("UPLOAD__COMPUTE__NICE", "5"),
             ("UPLOAD__STORAGE__FSYNC", "false"),
             ("UPLOAD__STORAGE__ROOT", "/srv/uploads"),
             // Empty means unset: an override file can clear a key of another backend.
@@ -320,6 +339,7 @@ mod tests {
         assert_eq!(s.server.port, 9000);
         assert_eq!(s.limits.max_file_size, 20 << 20);
         assert_eq!(s.compute.timeout, Duration::from_secs(90));
+        assert_eq!(s.compute.priority, compute::Priority::Nice(5));
         match s.storage {
             StorageConfig::Local(local) => {
                 assert!(!local.fsync);
@@ -372,6 +392,7 @@ mod tests {
             ("UPLOAD__COMPUTE__TIMEOUT", "soon", "compute.timeout"),
             ("UPLOAD__COMPUTE__MAX_N", "93", "compute.max_n"),
             ("UPLOAD__COMPUTE__NICE", "25", "compute.nice"),
+            ("UPLOAD__COMPUTE__NICE", "low", "compute.nice"),
             ("UPLOAD__SERVER__WORKERS", "0", "server.workers"),
             ("UPLOAD__SERVER__PORT", "70000", "port"),
             ("UPLOAD__STORAGE__TYPE", "floppy", "floppy"),

@@ -3,7 +3,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use compute::{ComputePool, Error, Stats};
+use compute::{ComputePool, Error, Priority, Stats};
 
 fn pool(threads: usize, max_jobs: usize) -> ComputePool {
     ComputePool::builder().threads(threads).max_jobs(max_jobs).build().unwrap()
@@ -125,21 +125,36 @@ async fn overflow_is_an_error_not_a_wrong_number() {
 
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread")]
-async fn worker_threads_run_at_the_configured_niceness() {
-    fn own_nice() -> i32 {
+async fn worker_threads_run_at_the_configured_priority() {
+    /// (scheduling policy, niceness) of the calling thread.
+    fn own_priority() -> (i32, i32) {
         // SAFETY: plain integer syscalls. getpriority may return -1 legitimately; errno is not needed here.
-        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        unsafe {
+            let tid = libc::gettid();
+            (
+                libc::sched_getscheduler(tid),
+                libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
+            )
+        }
     }
-    let base = own_nice();
-    let pool = ComputePool::builder().threads(1).nice(10).build().unwrap();
-    assert_eq!(pool.submit(|_| own_nice()).await.unwrap(), (base + 10).min(19));
-    let pool = ComputePool::builder().threads(1).nice(0).build().unwrap();
-    assert_eq!(pool.submit(|_| own_nice()).await.unwrap(), base);
+    let (policy, nice) = own_priority();
+    assert_eq!(policy, libc::SCHED_OTHER);
+    let on = |priority| async move {
+        let pool = ComputePool::builder().threads(1).priority(priority).build().unwrap();
+        pool.submit(|_| own_priority()).await.unwrap()
+    };
+    let default = ComputePool::builder().threads(1).build().unwrap();
+    assert_eq!(default.submit(|_| own_priority()).await.unwrap().0, libc::SCHED_IDLE);
+    assert_eq!(on(Priority::Nice(10)).await, (libc::SCHED_OTHER, nice.max(10)));
+    assert_eq!(on(Priority::Nice(0)).await, (libc::SCHED_OTHER, nice));
 }
 
 #[test]
 fn bad_settings_are_refused() {
     assert!(matches!(ComputePool::builder().threads(0).build(), Err(Error::Config(_))));
     assert!(matches!(ComputePool::builder().max_jobs(0).build(), Err(Error::Config(_))));
-    assert!(matches!(ComputePool::builder().nice(20).build(), Err(Error::Config(_))));
+    assert!(matches!(
+        ComputePool::builder().priority(Priority::Nice(20)).build(),
+        Err(Error::Config(_))
+    ));
 }
