@@ -25,6 +25,8 @@
 //! Jobs whose caller stops waiting (the future is dropped, as when an HTTP
 //! client disconnects) or whose deadline passes are told to stop through
 //! their [`CancelToken`]. A panicking job is an error for its caller only.
+//! By default the pool's threads run under `SCHED_IDLE` ([`Priority::Idle`]):
+//! jobs use only CPU time that the rest of the process leaves idle.
 //! Works with any executor: the pool needs no Tokio runtime.
 
 mod error;
