@@ -1,6 +1,8 @@
 //! Streams 4 x 20 MiB and 1 x 2 GiB through the local backend (fsync on) in
-//! 64 KiB chunks, next to a plain `std::fs` write + fsync of the same bytes
-//! in the same run, and reports the ratio and the peak RSS of the 2 GiB put.
+//! 64 KiB chunks, as configured by default (direct I/O past 64 MiB) and
+//! through the page cache only (`direct_io = false`),
+//! next to a plain `std::fs` write + fsync of the same bytes in the same run,
+//! and reports the ratios and the peak RSS of a 2 GiB put.
 //!
 //! `cargo bench -p upload-core --bench throughput [-- REPS]`; the files go to
 //! `$BENCH_DIR` (default: the system temp dir), on the disk being measured.
@@ -27,38 +29,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let dir = tempfile::tempdir_in(base)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let storage = rt.block_on(Storage::open(&StorageConfig::Local(LocalConfig::new(
-        dir.path().join("store"),
-    ))))?;
+    let open = |name: &str, direct_io: bool| {
+        let config = LocalConfig { direct_io, ..LocalConfig::new(dir.path().join(name)) };
+        rt.block_on(Storage::open(&StorageConfig::Local(config)))
+    };
+    let (direct, buffered) = (open("direct", true)?, open("buffered", false)?);
     let block = Bytes::from((0..CHUNK).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>());
 
-    println!("upload-core local backend, fsync on, {CHUNK} B chunks, median of {reps} paired runs");
-    println!("{:<12} {:>14} {:>14} {:>7}", "workload", "plain fs MB/s", "upload-core", "ratio");
+    println!("upload-core local backend, fsync on, {CHUNK} B chunks, median of {reps} runs");
+    println!("(ratios: median of each run's ratio to the plain write next to it)");
+    println!(
+        "{:<12} {:>14} {:>20} {:>22}",
+        "workload", "plain fs MB/s", "upload-core", "direct_io = false"
+    );
     for w in [
         Workload { name: "4 x 20 MiB", files: 4, size: 20 * MIB },
         Workload { name: "1 x 2 GiB", files: 1, size: 2048 * MIB },
     ] {
-        let (mut plain, mut core) = (Vec::new(), Vec::new());
+        // [plain, direct, buffered] per run, in an order that rotates so that
+        // none always runs on a warmer (or more tired) disk.
+        let mut runs: Vec<[Duration; 3]> = Vec::new();
         for rep in 0..reps {
-            // Alternate the order so neither side always runs on a warmer disk.
-            let run_plain = || plain_write(&dir.path().join("plain"), &block, &w);
-            let run_core = || rt.block_on(core_put(&storage, &block, &w));
-            if rep % 2 == 0 {
-                plain.push(run_plain()?);
-                core.push(run_core()?);
-            } else {
-                core.push(run_core()?);
-                plain.push(run_plain()?);
+            let mut times = [Duration::ZERO; 3];
+            for k in 0..3 {
+                let which = (rep + k) % 3;
+                times[which] = match which {
+                    0 => plain_write(&dir.path().join("plain"), &block, &w)?,
+                    1 => rt.block_on(core_put(&direct, &block, &w))?,
+                    _ => rt.block_on(core_put(&buffered, &block, &w))?,
+                };
             }
+            runs.push(times);
         }
         let bytes = w.files as u64 * w.size;
-        // Each run is paired with the reference run next to it: the median of
-        // those ratios shrugs off the machine's slow spells better than a ratio of medians.
-        let mut ratios: Vec<f64> =
-            plain.iter().zip(&core).map(|(p, c)| p.as_secs_f64() / c.as_secs_f64()).collect();
-        ratios.sort_by(f64::total_cmp);
-        let (p, c) = (mbps(bytes, median(&mut plain)), mbps(bytes, median(&mut core)));
-        println!("{:<12} {:>14.0} {:>14.0} {:>6.2}x", w.name, p, c, ratios[ratios.len() / 2]);
+        let rate = |i: usize| {
+            let mut v: Vec<Duration> = runs.iter().map(|t| t[i]).collect();
+            mbps(bytes, median(&mut v))
+        };
+        // Each run's ratio to the reference run beside it: their median
+        // shrugs off the machine's slow spells better than a ratio of medians.
+        let ratio = |i: usize| {
+            let mut r: Vec<f64> =
+                runs.iter().map(|t| t[0].as_secs_f64() / t[i].as_secs_f64()).collect();
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        };
+        println!(
+            "{:<12} {:>14.0} {:>12.0} ({:.2}x) {:>14.0} ({:.2}x)",
+            w.name,
+            rate(0),
+            rate(1),
+            ratio(1),
+            rate(2),
+            ratio(2)
+        );
     }
 
     // The ceiling for any store that hashes: SHA-256 alone over the same bytes.
@@ -76,8 +100,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     reset_peak_rss();
     let body = stream::iter(0..2048 * MIB / CHUNK as u64)
         .map(|_| Ok::<_, std::io::Error>(Bytes::copy_from_slice(&block)));
-    let info = rt.block_on(storage.put(body, PutOptions::default()))?;
-    rt.block_on(storage.delete(&info.id))?;
+    let info = rt.block_on(direct.put(body, PutOptions::default()))?;
+    rt.block_on(direct.delete(&info.id))?;
     println!(
         "peak RSS storing 2 GiB: {} MiB (idle before: {} MiB; {} MiB above idle)",
         rss_kib("VmHWM") / 1024,

@@ -12,6 +12,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -37,6 +38,8 @@ pub(crate) struct LocalStore {
     objects: PathBuf,
     tmp: PathBuf,
     fsync: bool,
+    /// Data files are written with `O_DIRECT` (asked for, and the file system takes it).
+    direct: bool,
     /// Held for the store's lifetime: the flock is what makes sweeping `tmp/` safe.
     _lock: File,
 }
@@ -70,19 +73,32 @@ impl LocalStore {
             if config.fsync {
                 sync_dir(&root)?;
             }
-            Ok(Self { objects, tmp, fsync: config.fsync, _lock: lock })
+            let direct = config.direct_io && direct_io_works(&tmp);
+            if config.direct_io && !direct {
+                log::info!(
+                    "{} does not take direct I/O: writing through the page cache",
+                    root.display()
+                );
+            }
+            Ok(Self { objects, tmp, fsync: config.fsync, direct, _lock: lock })
         })
         .await
     }
 
     pub(crate) async fn begin(&self, id: ObjectId) -> Result<LocalSink> {
         let dir = self.tmp.join(id.to_string());
-        let fsync = self.fsync;
+        let (fsync, direct) = (self.fsync, self.direct);
         let job = blocking(move || {
             fs::create_dir(&dir)?;
             let guard = TempGuard { path: dir, armed: true };
-            let file = File::create_new(guard.path.join(DATA))?;
-            Ok(Job { file, offset: 0, fsync, guard })
+            // Read access too: going direct re-reads the last partial block.
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(guard.path.join(DATA))?;
+            let direct_from = direct.then_some(DIRECT_FROM);
+            Ok(Job { file, offset: 0, fsync, direct_from, staging: None, guard })
         })
         .await?;
         Ok(LocalSink {
@@ -185,13 +201,70 @@ impl LocalStore {
 /// its last write.
 struct Job {
     file: File,
+    /// Bytes written to `file` so far.
     offset: u64,
     fsync: bool,
+    /// The size past which the file is written with direct I/O, if it may be.
+    direct_from: Option<u64>,
+    /// Once direct: the aligned buffer bytes gather in until a full one is written.
+    staging: Option<AlignedBuf>,
     guard: TempGuard,
 }
 
 impl Job {
     fn write(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        if self.staging.is_none() {
+            if self.direct_from.is_none_or(|from| self.offset < from) {
+                return self.write_buffered(batch);
+            }
+            self.go_direct()?;
+        }
+        let Some(staging) = &mut self.staging else { unreachable!("just set") };
+        for piece in batch {
+            let mut rest = &piece[..];
+            while !rest.is_empty() {
+                rest = staging.fill(rest);
+                if staging.is_full() {
+                    self.file.write_all_at(staging.filled(), self.offset)?;
+                    self.offset += staging.filled().len() as u64;
+                    staging.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and makes the file durable if asked to.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(staging) = &mut self.staging
+            && !staging.filled().is_empty()
+        {
+            // Direct writes are whole blocks: pad the last one, then cut the file to size.
+            let size = self.offset + staging.filled().len() as u64;
+            self.file.write_all_at(staging.padded(), self.offset)?;
+            self.file.set_len(size)?;
+            self.offset = size;
+            staging.clear();
+        }
+        if self.fsync { self.file.sync_data() } else { Ok(()) }
+    }
+
+    /// Switches the file to direct I/O. Writes must start on a block
+    /// boundary: the last partial block, still in the page cache, is read
+    /// back into the staging buffer and written again from there.
+    fn go_direct(&mut self) -> io::Result<()> {
+        let mut staging = AlignedBuf::new(DIRECT_BUFFER);
+        let start = self.offset - self.offset % DIO_ALIGN as u64;
+        let head = (self.offset - start) as usize;
+        self.file.read_exact_at(&mut staging.bytes()[..head], start)?;
+        staging.len = head;
+        set_direct(&self.file)?;
+        self.offset = start;
+        self.staging = Some(staging);
+        Ok(())
+    }
+
+    fn write_buffered(&mut self, batch: &[Bytes]) -> io::Result<()> {
         let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|piece| IoSlice::new(piece)).collect();
         let mut rest = &mut slices[..];
         let mut len = 0;
@@ -250,7 +323,7 @@ impl Sink for LocalSink {
     async fn finish(&mut self) -> Result<()> {
         // A failed job has already dropped the file and its temp directory.
         let worker = self.job.take().ok_or_else(out_of_order)?;
-        worker.submit(|job| if job.fsync { job.file.sync_data() } else { Ok(()) }).await?;
+        worker.submit(Job::finish).await?;
         self.finished = Some(worker.finish().await?);
         Ok(())
     }
@@ -321,6 +394,107 @@ fn sweep(dir: &Path) -> io::Result<usize> {
     Ok(count)
 }
 
+/// Bodies are written through the page cache up to this size, which suits
+/// small files best (the kernel writes them back in parallel), and with direct
+/// I/O beyond it, which spares large ones the page-cache copy: on this
+/// project's benchmark machine, 0.5-0.65x of a plain write + fsync for 2 GiB
+/// through the page cache, 1.0-1.2x direct (`cargo bench -p upload-core`).
+const DIRECT_FROM: u64 = 64 << 20;
+/// Bytes gathered per direct write.
+const DIRECT_BUFFER: usize = 4 << 20;
+
+/// Direct I/O needs buffers, offsets and lengths aligned to the device's
+/// logical block: 4 KiB covers 512-byte and 4 KiB sectors alike.
+const DIO_ALIGN: usize = 4096;
+
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct Block([u8; DIO_ALIGN]);
+
+/// A block-aligned buffer, as direct I/O needs: bytes received are copied
+/// in (a cheap copy into memory the process reuses) and written out whole.
+struct AlignedBuf {
+    blocks: Box<[Block]>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(capacity: usize) -> Self {
+        Self { blocks: vec![Block([0; DIO_ALIGN]); capacity.div_ceil(DIO_ALIGN)].into(), len: 0 }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        let len = self.blocks.len() * DIO_ALIGN;
+        // SAFETY: `Block` is `repr(C)` around a byte array, so the blocks are
+        // `len` initialised, contiguous bytes, borrowed mutably through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// Copies as much of `data` as fits; returns the rest.
+    fn fill<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+        let len = self.len;
+        let room = &mut self.bytes()[len..];
+        let n = room.len().min(data.len());
+        room[..n].copy_from_slice(&data[..n]);
+        self.len += n;
+        &data[n..]
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == self.blocks.len() * DIO_ALIGN
+    }
+
+    fn filled(&mut self) -> &[u8] {
+        let len = self.len;
+        &self.bytes()[..len]
+    }
+
+    /// The filled bytes, zero-padded to a whole block.
+    fn padded(&mut self) -> &[u8] {
+        let (len, padded) = (self.len, self.len.next_multiple_of(DIO_ALIGN));
+        let bytes = self.bytes();
+        bytes[len..padded].fill(0);
+        &bytes[..padded]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Turns on direct I/O (`O_DIRECT`) for an open file.
+#[cfg(target_os = "linux")]
+fn set_direct(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` keeps open, reading then setting its status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_direct(_: &File) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Whether files under `dir` can be written with direct I/O (tmpfs before
+/// Linux 6.6 and some FUSE file systems refuse it, when it is turned on or
+/// at the first write).
+fn direct_io_works(dir: &Path) -> bool {
+    let probe = dir.join(format!("{}.direct", ObjectId::new()));
+    let mut block = AlignedBuf::new(DIO_ALIGN);
+    block.len = DIO_ALIGN;
+    let works = File::create_new(&probe)
+        .and_then(|file| set_direct(&file).and_then(|()| file.write_all_at(block.filled(), 0)))
+        .is_ok();
+    let _ = fs::remove_file(&probe);
+    works
+}
+
 /// Starts writeback of a range just written, so the final fsync finds little
 /// left to flush: disk writes overlap with receiving the rest of the body.
 #[cfg(target_os = "linux")]
@@ -338,3 +512,95 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_: &File, _: u64, _: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    /// A job as `begin` makes it, switching to direct I/O past `from` bytes.
+    fn job(dir: &Path, from: u64) -> Job {
+        let guard = TempGuard { path: dir.join("upload"), armed: true };
+        fs::create_dir(&guard.path).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(guard.path.join(DATA))
+            .unwrap();
+        Job { file, offset: 0, fsync: true, direct_from: Some(from), staging: None, guard }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn is_direct(file: &File) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: reads the status flags of a descriptor `file` keeps open.
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) & libc::O_DIRECT != 0 }
+    }
+
+    #[test]
+    fn aligned_buffer_fills_to_capacity_and_pads_with_zeros() {
+        let mut buf = AlignedBuf::new(2 * DIO_ALIGN);
+        assert_eq!(buf.bytes().as_ptr() as usize % DIO_ALIGN, 0);
+        let data = pattern(3 * DIO_ALIGN, 1);
+        let rest = buf.fill(&data);
+        assert!(buf.is_full());
+        assert_eq!(rest, &data[2 * DIO_ALIGN..]);
+        buf.clear();
+        buf.bytes().fill(0xff);
+        assert_eq!(buf.fill(&data[..10]), &[] as &[u8]);
+        let padded = buf.padded();
+        assert_eq!(padded.len(), DIO_ALIGN);
+        assert_eq!(&padded[..10], &data[..10]);
+        assert!(padded[10..].iter().all(|&b| b == 0));
+    }
+
+    /// Batches of odd sizes, so the switch to direct I/O happens mid-block
+    /// and the file ends mid-block: the bytes on disk are exactly those sent.
+    #[test]
+    fn switching_to_direct_io_mid_block_keeps_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        if !direct_io_works(dir.path()) {
+            eprintln!("skipped: {} does not take direct I/O", dir.path().display());
+            return;
+        }
+        for (from, sizes) in [
+            (5_000, &[4_999, 3, DIRECT_BUFFER + 17, 1, 12_345][..]),
+            (0, &[DIRECT_BUFFER, DIRECT_BUFFER][..]),
+            (1, &[1, 2 * DIRECT_BUFFER + 1][..]),
+        ] {
+            let mut job = job(dir.path(), from);
+            let mut sent = Vec::new();
+            for (i, &size) in sizes.iter().enumerate() {
+                let piece = pattern(size, i as u8);
+                sent.extend_from_slice(&piece);
+                // Two pieces per batch: the staging copy crosses piece boundaries.
+                let (a, b) = piece.split_at(size / 2);
+                job.write(&[Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)]).unwrap();
+            }
+            assert!(job.staging.is_some(), "past {from} bytes the job writes directly");
+            #[cfg(target_os = "linux")]
+            assert!(is_direct(&job.file));
+            job.finish().unwrap();
+            assert_eq!(job.offset, sent.len() as u64);
+            let stored = fs::read(job.guard.path.join(DATA)).unwrap();
+            assert_eq!(stored.len(), sent.len(), "from {from}");
+            assert!(stored == sent, "from {from}: contents differ");
+        }
+    }
+
+    #[test]
+    fn below_the_threshold_writes_stay_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut job = job(dir.path(), 1 << 20);
+        job.write(&[Bytes::from(pattern(1000, 7))]).unwrap();
+        job.finish().unwrap();
+        assert!(job.staging.is_none());
+        #[cfg(target_os = "linux")]
+        assert!(!is_direct(&job.file));
+        assert_eq!(fs::read(job.guard.path.join(DATA)).unwrap(), pattern(1000, 7));
+    }
+}

@@ -49,7 +49,7 @@ pub enum Nice {
 pub struct RawSettings {
     /// `[server]`
     pub server: RawServer,
-    /// `[storage]`: `type = "local"` (`root`, `fsync`) or `type = "s3"` (`bucket`, ...).
+    /// `[storage]`: `type = "local"` (`root`, `fsync`, `direct_io`) or `type = "s3"` (`bucket`, ...).
     pub storage: StorageConfig,
     /// `[limits]`
     pub limits: RawLimits,
@@ -317,7 +317,9 @@ mod tests {
         assert_eq!((s.compute.max_n, s.compute.priority), (46, compute::Priority::Idle));
         assert_eq!(s.compute.timeout, Duration::from_secs(30));
         match s.storage {
-            StorageConfig::Local(local) => assert!(local.fsync && local.root.ends_with("data")),
+            StorageConfig::Local(local) => {
+                assert!(local.fsync && local.direct_io && local.root.ends_with("data"));
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -330,6 +332,7 @@ mod tests {
             ("UPLOAD__COMPUTE__TIMEOUT", "1m 30s"),
             ("UPLOAD__COMPUTE__NICE", "5"),
             ("UPLOAD__STORAGE__FSYNC", "false"),
+            ("UPLOAD__STORAGE__DIRECT_IO", "false"),
             ("UPLOAD__STORAGE__ROOT", "/srv/uploads"),
             // Empty means unset: an override file can clear a key of another backend.
             ("UPLOAD__STORAGE__BUCKET", ""),
@@ -342,7 +345,7 @@ mod tests {
         assert_eq!(s.compute.priority, compute::Priority::Nice(5));
         match s.storage {
             StorageConfig::Local(local) => {
-                assert!(!local.fsync);
+                assert!(!local.fsync && !local.direct_io);
                 assert_eq!(local.root, Path::new("/srv/uploads"));
             }
             other => panic!("{other:?}"),

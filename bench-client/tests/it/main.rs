@@ -46,7 +46,10 @@ where
 fn service() -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut raw = upload_http::RawSettings::load(None, []).unwrap();
-    raw.storage = StorageConfig::Local(LocalConfig { root: dir.path().join("data"), fsync: false });
+    raw.storage = StorageConfig::Local(LocalConfig {
+        fsync: false,
+        ..LocalConfig::new(dir.path().join("data"))
+    });
     raw.server.workers = 2;
     let settings = raw.validate().unwrap();
     let (url, handle) = spawn(move |listener| async move {

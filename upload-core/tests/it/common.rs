@@ -10,7 +10,7 @@ use upload_core::{ByteRange, LocalConfig, ObjectId, S3Config, Storage, StorageCo
 pub type Chunk = Result<Bytes, std::io::Error>;
 
 pub fn config(dir: &Path, fsync: bool) -> StorageConfig {
-    StorageConfig::Local(LocalConfig { root: dir.to_path_buf(), fsync })
+    StorageConfig::Local(LocalConfig { fsync, ..LocalConfig::new(dir) })
 }
 
 /// A durable store in a fresh TempDir.
