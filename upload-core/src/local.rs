@@ -412,7 +412,7 @@ const DIO_ALIGN: usize = 4096;
 struct Block([u8; DIO_ALIGN]);
 
 /// A block-aligned buffer, as direct I/O needs: bytes received are copied
-/// in (a cheap copy into memory the process reuses) and written out whole.
+/// in (one buffer per upload, refilled for each write) and written out whole.
 struct AlignedBuf {
     blocks: Box<[Block]>,
     len: usize,

@@ -147,7 +147,8 @@ impl Storage {
     /// Chunks are grouped into batches of about [`WRITE_CHUNK`] bytes, which
     /// are hashed and written on blocking threads while the next ones are
     /// received; at most three batches are held per upload, whatever its
-    /// size. The object becomes visible only once all of it is durable and
+    /// size (on local disk, a body past 64 MiB also holds a 4 MiB buffer for
+    /// direct I/O). The object becomes visible only once all of it is durable and
     /// checked. The stream need not be `Send` (multipart fields are not).
     ///
     /// # Errors
