@@ -3,7 +3,7 @@
 //! FastAPI benchmark.
 //!
 //! `main` loads [`Settings`] and calls [`run`]; tests build the same app
-//! with [`configure`], so they exercise exactly what ships.
+//! with [`app`], so they exercise exactly what ships.
 //!
 //! ```no_run
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,8 +25,9 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{HttpResponse, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpResponse, web};
 
 pub use error::ApiError;
 pub use log_writer::{BackgroundWriter, BackgroundWriterGuard, write_access_log_to};
@@ -96,53 +97,62 @@ impl AppState {
     }
 }
 
-/// Registers every route, the shared state and the telemetry middleware:
-/// `App::new().configure(configure(state))`.
-pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |cfg| {
-        let telemetry = telemetry::Telemetry(Arc::clone(&state.metrics));
-        let bad_query = |e: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest| {
-            ApiError::bad_request("invalid_query", e.to_string()).into()
-        };
-        // Each resource is named by its path: the metrics label, read without allocating.
-        let resource = |path: &str| {
-            web::resource(path).name(path).default_service(web::to(misc::method_not_allowed))
-        };
-        let service_info =
-            || async { HttpResponse::Ok().json(serde_json::json!({"service": "fastupload"})) };
-        cfg.app_data(web::Data::new(state))
-            .app_data(web::QueryConfig::default().error_handler(bad_query))
-            .service(
-                web::scope("")
-                    .wrap(telemetry)
-                    // Static paths first: actix tries routes in order, and a pattern
-                    // such as /files/{name} is matched with a regex.
-                    .service(resource("/wait").route(web::get().to(misc::wait)))
-                    .service(resource("/asyncwait").route(web::get().to(misc::asyncwait)))
-                    .service(resource("/healthz").route(web::get().to(misc::healthz)))
-                    .service(resource("/readyz").route(web::get().to(misc::readyz)))
-                    .service(resource("/metrics").route(web::get().to(misc::metrics)))
-                    .service(resource("/fib/{n}").route(web::get().to(misc::fib)))
-                    .service(
-                        resource("/files")
-                            .route(web::post().to(files::upload_multipart))
-                            .route(web::get().to(files::list)),
-                    )
-                    .service(
-                        resource("/files/{name}")
-                            .route(web::get().to(files::download))
-                            .route(web::head().to(files::download))
-                            .route(web::put().to(files::upload_raw))
-                            .route(web::delete().to(files::delete)),
-                    )
-                    .service(
-                        resource("/")
-                            .route(web::post().to(files::upload_multipart))
-                            .route(web::get().to(service_info)),
-                    )
-                    .default_service(web::to(misc::no_route)),
-            );
-    }
+/// The whole application: every route, the shared state and the telemetry
+/// middleware. [`server`] serves it; tests build exactly the same with
+/// `actix_web::test::init_service(upload_http::app(state))`.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let telemetry = telemetry::Telemetry(Arc::clone(&state.metrics));
+    let bad_query = |e: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest| {
+        ApiError::bad_request("invalid_query", e.to_string()).into()
+    };
+    // Each resource is named by its path: the metrics label, read without allocating.
+    let resource = |path: &str| {
+        web::resource(path).name(path).default_service(web::to(misc::method_not_allowed))
+    };
+    let service_info =
+        || async { HttpResponse::Ok().json(serde_json::json!({"service": "fastupload"})) };
+    // The middleware wraps the app itself, not a scope: a scope is one more
+    // router every request goes through, a measurable cost on cheap endpoints.
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(web::QueryConfig::default().error_handler(bad_query))
+        .wrap(telemetry)
+        // Static paths first: actix tries routes in order, and a pattern
+        // such as /files/{name} is matched with a regex.
+        .service(resource("/wait").route(web::get().to(misc::wait)))
+        .service(resource("/asyncwait").route(web::get().to(misc::asyncwait)))
+        .service(resource("/healthz").route(web::get().to(misc::healthz)))
+        .service(resource("/readyz").route(web::get().to(misc::readyz)))
+        .service(resource("/metrics").route(web::get().to(misc::metrics)))
+        .service(resource("/fib/{n}").route(web::get().to(misc::fib)))
+        .service(
+            resource("/files")
+                .route(web::post().to(files::upload_multipart))
+                .route(web::get().to(files::list)),
+        )
+        .service(
+            resource("/files/{name}")
+                .route(web::get().to(files::download))
+                .route(web::head().to(files::download))
+                .route(web::put().to(files::upload_raw))
+                .route(web::delete().to(files::delete)),
+        )
+        .service(
+            resource("/")
+                .route(web::post().to(files::upload_multipart))
+                .route(web::get().to(service_info)),
+        )
+        .default_service(web::to(misc::no_route))
 }
 
 /// The HTTP server on `listener`, not yet awaited. It stops on SIGTERM or
@@ -153,17 +163,15 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 /// If the listener cannot be used.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let s = state.settings.server.clone();
-    Ok(actix_web::HttpServer::new(move || {
-        actix_web::App::new().configure(configure(state.clone()))
-    })
-    .workers(s.workers)
-    // A client that closes its side is gone: drop its handler (cancelling its
-    // compute job or upload) rather than finish work nobody will read.
-    .h1_allow_half_closed(false)
-    .shutdown_timeout(s.shutdown_timeout.as_secs())
-    .client_request_timeout(s.read_timeout.max(std::time::Duration::from_secs(5)))
-    .listen(listener)?
-    .run())
+    Ok(actix_web::HttpServer::new(move || app(state.clone()))
+        .workers(s.workers)
+        // A client that closes its side is gone: drop its handler (cancelling its
+        // compute job or upload) rather than finish work nobody will read.
+        .h1_allow_half_closed(false)
+        .shutdown_timeout(s.shutdown_timeout.as_secs())
+        .client_request_timeout(s.read_timeout.max(std::time::Duration::from_secs(5)))
+        .listen(listener)?
+        .run())
 }
 
 /// Asks the service described by `server` for `path` (e.g. `/readyz`) and

@@ -1,7 +1,7 @@
-//! Handler tests in-process with actix's test helpers: the same `configure` as `main`.
+//! Handler tests in-process with actix's test helpers: the same `app` as `main`.
 
 use actix_multipart::test::create_form_data_payload_and_headers;
-use actix_web::{App, test, web::Bytes};
+use actix_web::{test, web::Bytes};
 use serde_json::Value;
 use upload_http::AppState;
 
@@ -9,12 +9,12 @@ async fn app(
     dir: &std::path::Path,
 ) -> impl actix_web::dev::Service<
     actix_http::Request,
-    Response = actix_web::dev::ServiceResponse,
+    Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
     Error = actix_web::Error,
 > {
     let settings = crate::common::settings(dir.join("data"), |_| {});
     let state = AppState::new(settings).await.unwrap();
-    test::init_service(App::new().configure(upload_http::configure(state))).await
+    test::init_service(upload_http::app(state)).await
 }
 
 #[actix_web::test]
