@@ -38,9 +38,13 @@ static ACCESS_LOG: OnceLock<AccessLog> = OnceLock::new();
 /// line, so only access lines of different threads (within 100 ms) may
 /// appear out of order.
 struct AccessLog {
-    sink: Box<dyn Fn(&[u8]) + Send + Sync>,
-    buffers: Mutex<Vec<Arc<Mutex<Vec<u8>>>>>,
+    sink: LineSink,
+    buffers: Mutex<Vec<LineBuffer>>,
 }
+
+type LineSink = Box<dyn Fn(&[u8]) + Send + Sync>;
+/// One thread's waiting access lines.
+type LineBuffer = Arc<Mutex<Vec<u8>>>;
 
 /// A thread hands its lines over once this much is waiting.
 const HAND_OVER_AT: usize = 64 * 1024;
@@ -87,7 +91,7 @@ pub(crate) fn access(args: std::fmt::Arguments<'_>) {
         static LINE: std::cell::RefCell<(u64, String, String)> = const {
             std::cell::RefCell::new((u64::MAX, String::new(), String::new()))
         };
-        static BUFFER: std::cell::OnceCell<Arc<Mutex<Vec<u8>>>> = const { std::cell::OnceCell::new() };
+        static BUFFER: std::cell::OnceCell<LineBuffer> = const { std::cell::OnceCell::new() };
     }
     LINE.with_borrow_mut(|(second, stamp, line)| {
         let now =
