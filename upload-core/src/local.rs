@@ -91,12 +91,7 @@ impl LocalStore {
         let job = blocking(move || {
             fs::create_dir(&dir)?;
             let guard = TempGuard { path: dir, armed: true };
-            // Read access too: going direct re-reads the last partial block.
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(guard.path.join(DATA))?;
+            let file = create_data_file(&guard.path)?;
             let direct_from = direct.then_some(DIRECT_FROM);
             Ok(Job { file, offset: 0, fsync, direct_from, staging: None, guard })
         })
@@ -226,7 +221,7 @@ impl Job {
                 rest = staging.fill(rest);
                 if staging.is_full() {
                     self.file.write_all_at(staging.filled(), self.offset)?;
-                    self.offset += staging.filled().len() as u64;
+                    self.offset += staging.len as u64;
                     staging.clear();
                 }
             }
@@ -240,7 +235,7 @@ impl Job {
             && !staging.filled().is_empty()
         {
             // Direct writes are whole blocks: pad the last one, then cut the file to size.
-            let size = self.offset + staging.filled().len() as u64;
+            let size = self.offset + staging.len as u64;
             self.file.write_all_at(staging.padded(), self.offset)?;
             self.file.set_len(size)?;
             self.offset = size;
@@ -344,6 +339,12 @@ impl Sink for LocalSink {
         // The guard removes the temp directory: file system work, off the executor.
         let _ = tokio::task::spawn_blocking(move || drop(job)).await;
     }
+}
+
+/// The data file of an upload in `dir`; readable too, as going direct
+/// re-reads the last partial block.
+fn create_data_file(dir: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create_new(true).open(dir.join(DATA))
 }
 
 /// Removes a directory tree when dropped, unless disarmed.
@@ -487,9 +488,8 @@ fn set_direct(_: &File) -> io::Result<()> {
 fn direct_io_works(dir: &Path) -> bool {
     let probe = dir.join(format!("{}.direct", ObjectId::new()));
     let mut block = AlignedBuf::new(DIO_ALIGN);
-    block.len = DIO_ALIGN;
     let works = File::create_new(&probe)
-        .and_then(|file| set_direct(&file).and_then(|()| file.write_all_at(block.filled(), 0)))
+        .and_then(|file| set_direct(&file).and_then(|()| file.write_all_at(block.bytes(), 0)))
         .is_ok();
     let _ = fs::remove_file(&probe);
     works
@@ -525,12 +525,7 @@ mod tests {
     fn job(dir: &Path, from: u64) -> Job {
         let guard = TempGuard { path: dir.join("upload"), armed: true };
         fs::create_dir(&guard.path).unwrap();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(guard.path.join(DATA))
-            .unwrap();
+        let file = create_data_file(&guard.path).unwrap();
         Job { file, offset: 0, fsync: true, direct_from: Some(from), staging: None, guard }
     }
 
