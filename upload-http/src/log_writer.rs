@@ -81,44 +81,51 @@ fn drain_access_log() {
     }
 }
 
-/// Writes one access-log line (without the newline), formatted as `env_logger` formats records.
-pub(crate) fn access(args: std::fmt::Arguments<'_>) {
+/// Writes one access-log line, formatted as `env_logger` formats records:
+/// `line` appends the message (without the newline) to the buffer it is
+/// given, so the line is built in place, never copied.
+pub(crate) fn access(line: impl FnOnce(&mut Vec<u8>)) {
     let Some(log) = ACCESS_LOG.get() else {
-        log::info!(target: "access", "{args}");
+        let mut text = Vec::new();
+        line(&mut text);
+        log::info!(target: "access", "{}", String::from_utf8_lossy(&text));
         return;
     };
     thread_local! {
-        static LINE: std::cell::RefCell<(u64, String, String)> = const {
-            std::cell::RefCell::new((u64::MAX, String::new(), String::new()))
-        };
+        /// The current second and its RFC 3339 text.
+        static STAMP: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
         static BUFFER: std::cell::OnceCell<LineBuffer> = const { std::cell::OnceCell::new() };
     }
-    LINE.with_borrow_mut(|(second, stamp, line)| {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        if now.as_secs() != *second {
-            *second = now.as_secs();
-            *stamp = humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + Duration::from_secs(*second),
-            )
-            .to_string();
-        }
-        line.clear();
-        let _ = std::fmt::Write::write_fmt(line, format_args!("[{stamp} INFO  access] {args}\n"));
-        BUFFER.with(|cell| {
-            let buffer = cell.get_or_init(|| {
-                let buffer = Arc::default();
-                lock(&log.buffers).push(Arc::clone(&buffer));
-                buffer
-            });
-            let mut waiting = lock(buffer);
-            waiting.extend_from_slice(line.as_bytes());
-            if waiting.len() >= HAND_OVER_AT {
-                let lines = std::mem::take(&mut *waiting);
-                drop(waiting);
-                (log.sink)(&lines);
-            }
+    BUFFER.with(|cell| {
+        let buffer = cell.get_or_init(|| {
+            let buffer = Arc::default();
+            lock(&log.buffers).push(Arc::clone(&buffer));
+            buffer
         });
+        let mut waiting = lock(buffer);
+        STAMP.with_borrow_mut(|(second, stamp)| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            if now.as_secs() != *second {
+                *second = now.as_secs();
+                *stamp = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(*second),
+                )
+                .to_string();
+            }
+            waiting.push(b'[');
+            waiting.extend_from_slice(stamp.as_bytes());
+        });
+        waiting.extend_from_slice(b" INFO  access] ");
+        line(&mut waiting);
+        waiting.push(b'\n');
+        if waiting.len() >= HAND_OVER_AT {
+            let lines = std::mem::take(&mut *waiting);
+            drop(waiting);
+            (log.sink)(&lines);
+        }
     });
 }
 
@@ -218,7 +225,7 @@ mod tests {
         let out = Shared::default();
         let (writer, guard) = BackgroundWriter::spawn(out.clone()).unwrap();
         write_access_log_to(writer);
-        access(format_args!("127.0.0.1 \"GET / HTTP/1.1\" 200 0.000010"));
+        access(|out| out.extend_from_slice(b"127.0.0.1 \"GET / HTTP/1.1\" 200 0.000010"));
         drop(guard);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let (stamp, rest) = text.strip_prefix('[').unwrap().split_once(' ').unwrap();
@@ -234,7 +241,9 @@ mod tests {
         // ~120 KB per thread: each hands its lines over on its own at least once.
         std::thread::scope(|s| {
             for t in 0..2 {
-                s.spawn(move || (0..2000).for_each(|i| access(format_args!("t{t} {i}"))));
+                s.spawn(move || {
+                    (0..2000).for_each(|i| access(|out| write!(out, "t{t} {i}").unwrap()));
+                });
             }
         });
         writeln!(writer, "after").unwrap();
