@@ -271,21 +271,33 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(TelemetryService {
             service: Rc::new(service),
-            metrics: Arc::clone(&self.0),
-            children: Rc::default(),
+            worker: Rc::new(Worker {
+                requests: self.0.requests.clone(),
+                series: RefCell::default(),
+                access_log: log::log_enabled!(target: "access", log::Level::Info),
+            }),
         }))
     }
 }
 
 pub(crate) struct TelemetryService<S> {
     service: Rc<S>,
-    metrics: Arc<Metrics>,
-    /// This worker's series, found with two map lookups.
-    children: Rc<RefCell<Children>>,
+    /// Per worker, and behind an `Rc`: a request touches nothing the other
+    /// workers write, not even a reference count.
+    worker: Rc<Worker>,
 }
 
-/// route -> (method, status) -> series
-type Children = HashMap<String, HashMap<(Method, u16), Arc<Series>>>;
+/// One worker's series: route -> (method, status) -> series.
+type WorkerSeries = HashMap<String, HashMap<(Method, u16), Arc<Series>>>;
+
+/// One worker's part of the telemetry.
+struct Worker {
+    /// Where a new series is registered.
+    requests: RequestMetrics,
+    series: RefCell<WorkerSeries>,
+    /// Whether access lines are written (the log filter is fixed once logging starts).
+    access_log: bool,
+}
 
 static PROCESS_TIME: HeaderName = HeaderName::from_static("x-process-time");
 
@@ -360,8 +372,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let start = Instant::now();
-        let metrics = Arc::clone(&self.metrics);
-        let children = Rc::clone(&self.children);
+        let worker = Rc::clone(&self.worker);
         let fut = self.service.call(req);
         Box::pin(async move {
             let mut res = fut.await?;
@@ -375,15 +386,15 @@ where
             let route = req.match_name().unwrap_or("unmatched");
             let status = res.status();
             {
-                let mut children = children.borrow_mut();
-                let by_route = match children.get_mut(route) {
+                let mut series = worker.series.borrow_mut();
+                let by_route = match series.get_mut(route) {
                     Some(by_route) => by_route,
-                    None => children.entry(route.to_owned()).or_default(),
+                    None => series.entry(route.to_owned()).or_default(),
                 };
                 by_route
                     .entry((req.method().clone(), status.as_u16()))
                     .or_insert_with(|| {
-                        metrics.requests.series(Labels {
+                        worker.requests.series(Labels {
                             route: route.to_owned(),
                             method: req.method().as_str().to_owned(),
                             status: status.as_u16(),
@@ -391,7 +402,7 @@ where
                     })
                     .observe(elapsed.0);
             }
-            if log::log_enabled!(target: "access", log::Level::Info) {
+            if worker.access_log {
                 crate::log_writer::access(|out| {
                     write_access_line(out, req, status.as_u16(), &text[..len]);
                 });
