@@ -1,6 +1,7 @@
 //! The fastupload service binary: settings, logging, then [`upload_http::run`].
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -32,14 +33,32 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (log_writer, _flush_logs_on_exit) =
-        upload_http::BackgroundWriter::spawn(std::io::stderr())?;
+    let (log_writer, flush_logs) = match upload_http::BackgroundWriter::spawn(std::io::stderr()) {
+        Ok(writer) => writer,
+        Err(e) => {
+            eprintln!("error: cannot start logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     upload_http::write_access_log_to(log_writer.clone());
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Pipe(Box::new(log_writer)))
         .init();
+    let result = serve(cli);
+    drop(flush_logs); // every log line out before the error
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming what is wrong: a bad setting is not a crash, no backtrace.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: Cli) -> anyhow::Result<()> {
     let raw = upload_http::RawSettings::load(cli.config.as_deref(), std::env::vars())?;
     if cli.print_config {
         print!("{}", raw.to_toml()?);

@@ -1,6 +1,9 @@
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
@@ -169,4 +172,94 @@ pub fn read_response(stream: &mut TcpStream) -> String {
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).unwrap();
     head + &String::from_utf8_lossy(&body)
+}
+
+/// A stored file's JSON, or the error's status and code.
+pub type PutResult = Result<serde_json::Value, (u16, String)>;
+
+/// The `upload-http` binary in a process of its own, on a free port, its
+/// stderr collected; killed on drop.
+pub struct Service {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Starts the binary with `env` on top of port 0, 2 workers and
+    /// `RUST_LOG=info,access=off`; returns once it listens.
+    pub fn spawn<K: AsRef<str>, V: AsRef<str>>(env: &[(K, V)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_upload-http"))
+            .env("UPLOAD__SERVER__PORT", "0")
+            .env("UPLOAD__SERVER__WORKERS", "2")
+            .env("RUST_LOG", "info,access=off")
+            .envs(env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let addr = loop {
+            let line = lines.next().expect("the service exited before listening").unwrap();
+            log.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Self { child, addr, log, reader: Some(reader) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn status(&self, path: &str) -> u16 {
+        client().get(self.url(path)).send().map_or(0, |r| r.status().as_u16())
+    }
+
+    pub fn assert_running(&mut self) {
+        assert!(self.child.try_wait().unwrap().is_none(), "exited:\n{}", self.log.lock().unwrap());
+        assert_eq!(self.status("/healthz"), 200);
+    }
+
+    /// `PUT /files/{name}`: the stored file's JSON, or the error's status and code.
+    pub fn put(&self, name: &str, data: Vec<u8>) -> PutResult {
+        let response = client().put(self.url(&format!("/files/{name}"))).body(data).send();
+        match response {
+            Ok(r) if r.status().is_success() => Ok(r.json().unwrap()),
+            Ok(r) => Err(error_code(r)),
+            Err(e) => Err((0, e.to_string())),
+        }
+    }
+
+    pub fn download(&self, id: &str) -> Vec<u8> {
+        let response = client().get(self.url(&format!("/files/{id}"))).send().unwrap();
+        assert_eq!(response.status(), 200, "GET {id}");
+        response.bytes().unwrap().to_vec()
+    }
+
+    /// Sends SIGTERM and waits: the exit status and everything the process wrote to stderr.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        // The pipe closes with the process: the reader has every line once it ends.
+        self.reader.take().unwrap().join().unwrap();
+        (status, self.log.lock().unwrap().clone())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

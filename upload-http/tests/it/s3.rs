@@ -1,15 +1,14 @@
 //! The service over real Garage clusters (`scripts/garage-cluster.sh`), as
 //! separate processes of the real binary: scale-out and faults.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::multipart;
 
-use crate::common::{bytes, client, error_code, eventually, sha256_hex};
+use crate::common::{PutResult, Service, bytes, client, error_code, eventually, sha256_hex};
 
 const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/garage-cluster.sh");
 /// Fixed credentials, so that a service can be configured before its cluster exists.
@@ -85,82 +84,6 @@ impl Drop for Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-    }
-}
-
-/// A stored file's JSON, or the error's status and code.
-type PutResult = Result<serde_json::Value, (u16, String)>;
-
-/// The `upload-http` binary in a process of its own, on a free port; killed on drop.
-struct Service {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Service {
-    fn spawn(env: &[(String, String)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_upload-http"))
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("UPLOAD__SERVER__PORT", "0")
-            .env("UPLOAD__SERVER__WORKERS", "2")
-            .env("RUST_LOG", "info,access=off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(String::new()));
-        let addr = loop {
-            let line = lines.next().expect("the service exited before listening").unwrap();
-            log.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        Self { child, addr, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn status(&self, path: &str) -> u16 {
-        client().get(self.url(path)).send().map_or(0, |r| r.status().as_u16())
-    }
-
-    fn assert_running(&mut self) {
-        assert!(self.child.try_wait().unwrap().is_none(), "exited:\n{}", self.log.lock().unwrap());
-        assert_eq!(self.status("/healthz"), 200);
-    }
-
-    /// `PUT /files/{name}`: the stored file's JSON, or the error's status and code.
-    fn put(&self, name: &str, data: Vec<u8>) -> PutResult {
-        let response = client().put(self.url(&format!("/files/{name}"))).body(data).send();
-        match response {
-            Ok(r) if r.status().is_success() => Ok(r.json().unwrap()),
-            Ok(r) => Err(error_code(r)),
-            Err(e) => Err((0, e.to_string())),
-        }
-    }
-
-    fn download(&self, id: &str) -> Vec<u8> {
-        let response = client().get(self.url(&format!("/files/{id}"))).send().unwrap();
-        assert_eq!(response.status(), 200, "GET {id}");
-        response.bytes().unwrap().to_vec()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
