@@ -71,6 +71,22 @@ upload_batch() {
   awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
 }
 
+# cpu_ms PID: CPU time so far of PID and its child processes (nginx's workers), in ms.
+cpu_ms() {
+  local ticks=0 p
+  for p in "$1" $(pgrep -P "$1"); do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo $((ticks * 1000 / $(getconf CLK_TCK)))
+}
+# hash_stored MODE FILE...: seconds to SHA-256 the files, all at once or one after another,
+# as anything storing uploads with nginx would still have to. Called as $(...), like upload_batch.
+hash_stored() {
+  local mode=$1 start; shift
+  start=$(now)
+  for f in "$@"; do if [[ $mode == parallel ]]; then sha256sum "$f" >/dev/null & else sha256sum "$f" >/dev/null; fi; done
+  wait
+  awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
+}
+
 # --- 1. four 20 MB uploads -----------------------------------------------------------------
 log "generating 4 x 20 MB"
 for i in 1 2 3 4; do head -c 20000000 /dev/urandom >"$WORK/file$i.bin"; FILES+=("$WORK/file$i.bin"); done
@@ -115,9 +131,15 @@ declare -A T
 for rep in $(seq "$REPS"); do
   log "uploads, run $rep/$REPS"
   for mode in parallel serial; do
-    T[nginx_$mode]+="$(upload_batch $mode "http://127.0.0.1:$NGINX_PORT/upload" raw) "
+    cpu=$(cpu_ms "$NGINX_PID")
+    took=$(upload_batch $mode "http://127.0.0.1:$NGINX_PORT/upload" raw)
+    T[nginx_$mode]+="$took "
+    T[cpu_nginx_$mode]+="$(($(cpu_ms "$NGINX_PID") - cpu)) "
+    T[hashed_$mode]+="$(awk -v a="$took" -v b="$(hash_stored $mode "$WORK"/nginx-body/*)" 'BEGIN {print a + b}') "
     rm -f "$WORK"/nginx-body/*
+    cpu=$(cpu_ms "$NOSYNC_PID")
     T[nosync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_NOSYNC/files" multipart) "
+    T[cpu_nosync_$mode]+="$(($(cpu_ms "$NOSYNC_PID") - cpu)) "
     T[sync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_SYNC/files" multipart) "
   done
   start=$(now)
@@ -130,12 +152,18 @@ rate() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", 
 echo
 echo "4 x 20 MB multipart uploads with curl (MB/s, median of $REPS)"
 printf '%-44s %10s %10s\n' "" parallel serial
-for row in "nginx client_body_in_file_only (no parse):nginx" "service, fsync = false:nosync" "service, fsync = true (default):sync"; do
+for row in "nginx client_body_in_file_only (no parse):nginx" "nginx, then sha256sum of the stored files:hashed" \
+  "service, fsync = false:nosync" "service, fsync = true (default):sync"; do
   printf '%-44s %10s %10s\n' "${row%%:*}" "$(rate "${row##*:}_parallel")" "$(rate "${row##*:}_serial")"
 done
 printf '%-44s %10s\n' "dd conv=fdatasync, same 80 MB" "$(rate dd)"
 awk -v a="$(rate nosync_parallel)" -v b="$(rate nginx_parallel)" -v c="$(rate nosync_serial)" -v d="$(rate nginx_serial)" \
   'BEGIN {printf "service (fsync off) / nginx: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
+awk -v a="$(rate nosync_parallel)" -v b="$(rate hashed_parallel)" -v c="$(rate nosync_serial)" -v d="$(rate hashed_serial)" \
+  'BEGIN {printf "service (fsync off) / nginx + sha256sum: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
+med_ms() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median; }
+echo "server CPU per 80 MB (ms): nginx $(med_ms cpu_nginx_parallel) parallel, $(med_ms cpu_nginx_serial) serial;" \
+  "service (fsync off) $(med_ms cpu_nosync_parallel) parallel, $(med_ms cpu_nosync_serial) serial"
 awk -v a="$(rate sync_parallel)" -v b="$(rate dd)" -v c="$(rate sync_serial)" \
   'BEGIN {printf "service (fsync on) / dd fdatasync: %.2fx parallel, %.2fx serial\n", a / b, c / b}'
 stop "$NGINX_PID"
