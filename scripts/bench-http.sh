@@ -26,9 +26,9 @@ if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq nginx-light wrk >/dev/null
 fi
 VENV=$ROOT/target/bench-venv
-if [[ ! -x $VENV/bin/uvicorn ]]; then
-  log "installing FastAPI and uvicorn into $VENV"
-  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q fastapi uvicorn python-multipart
+if ! "$VENV/bin/python" -c 'import aiohttp, fastapi, multipart, uvicorn' 2>/dev/null; then
+  log "installing FastAPI, uvicorn and aiohttp into $VENV"
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q fastapi uvicorn python-multipart aiohttp
 fi
 cargo build --release -q -p upload-http --bin upload-http --example bare
 SERVICE=$ROOT/target/release/upload-http
@@ -53,19 +53,19 @@ start_service() {
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# upload_batch MODE URL multipart|raw: 4 files, all at once or one after another; prints
-# seconds. Always called as $(...), so `wait` sees only the curls it started.
+# upload_batch MODE URL: 4 files as multipart uploads, all at once or one after another; prints
+# seconds. Every server gets the same command, so the same bodies. Always called as $(...), so
+# `wait` sees only the curls it started.
 FILES=()
 upload_batch() {
-  local mode=$1 url=$2 kind=$3 start
+  local mode=$1 url=$2 start
   start=$(now)
   for f in "${FILES[@]}"; do
-    if [[ $kind == multipart ]]; then
-      cmd=(curl -fs -o /dev/null -F "file=@$f" "$url")
+    if [[ $mode == parallel ]]; then
+      curl -fs -o /dev/null -F "file=@$f" "$url" &
     else
-      cmd=(curl -fs -o /dev/null --data-binary "@$f" -H 'Content-Type: application/octet-stream' "$url")
+      curl -fs -o /dev/null -F "file=@$f" "$url"
     fi
-    if [[ $mode == parallel ]]; then "${cmd[@]}" & else "${cmd[@]}"; fi
   done
   wait # only this subshell's curls: the servers are the parent's children
   awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
@@ -78,11 +78,12 @@ cpu_ms() {
   echo $((ticks * 1000 / $(getconf CLK_TCK)))
 }
 # hash_stored MODE FILE...: seconds to SHA-256 the files, all at once or one after another,
-# as anything storing uploads with nginx would still have to. Called as $(...), like upload_batch.
+# as anything storing uploads with nginx would still have to. OpenSSL, as it uses the CPU's SHA
+# instructions (coreutils' sha256sum runs at a quarter of its speed here). Called as $(...), like upload_batch.
 hash_stored() {
   local mode=$1 start; shift
   start=$(now)
-  for f in "$@"; do if [[ $mode == parallel ]]; then sha256sum "$f" >/dev/null & else sha256sum "$f" >/dev/null; fi; done
+  for f in "$@"; do if [[ $mode == parallel ]]; then openssl dgst -sha256 "$f" >/dev/null & else openssl dgst -sha256 "$f" >/dev/null; fi; done
   wait
   awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
 }
@@ -123,6 +124,19 @@ nginx -c "$WORK/nginx.conf" & PIDS+=($!)
 NGINX_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.05; done
 
+# The Python peers of the original reports, on one process each as they were run: the FastAPI
+# app (reads each file whole, then writes it) and aiohttp (streams the parts to disk).
+P_FASTAPI=$(free_port) P_AIOHTTP=$(free_port)
+mkdir -p "$WORK/fastapi-files" "$WORK/aiohttp-files"
+(cd bench/reference && UPLOAD_DIR=$WORK/fastapi-files exec "$VENV/bin/uvicorn" fastapi_app:app \
+  --port "$P_FASTAPI" --log-level warning) >"$WORK/fastapi.log" 2>&1 & PIDS+=($!)
+FASTAPI_PID=$!
+(cd bench/reference && UPLOAD_DIR=$WORK/aiohttp-files exec "$VENV/bin/python" aiohttp_app.py "$P_AIOHTTP") \
+  >"$WORK/aiohttp.log" 2>&1 & PIDS+=($!)
+AIOHTTP_PID=$!
+wait_http "http://127.0.0.1:$P_FASTAPI/asyncwait?duration=0"
+for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$P_AIOHTTP/" && break; sleep 0.05; done
+
 P_NOSYNC=$(free_port) P_SYNC=$(free_port)
 start_service nosync "$P_NOSYNC" UPLOAD__STORAGE__FSYNC=false RUST_LOG=warn; NOSYNC_PID=$SVC_PID
 start_service sync "$P_SYNC" RUST_LOG=warn; SYNC_PID=$SVC_PID
@@ -132,15 +146,18 @@ for rep in $(seq "$REPS"); do
   log "uploads, run $rep/$REPS"
   for mode in parallel serial; do
     cpu=$(cpu_ms "$NGINX_PID")
-    took=$(upload_batch $mode "http://127.0.0.1:$NGINX_PORT/upload" raw)
+    took=$(upload_batch $mode "http://127.0.0.1:$NGINX_PORT/upload")
     T[nginx_$mode]+="$took "
     T[cpu_nginx_$mode]+="$(($(cpu_ms "$NGINX_PID") - cpu)) "
     T[hashed_$mode]+="$(awk -v a="$took" -v b="$(hash_stored $mode "$WORK"/nginx-body/*)" 'BEGIN {print a + b}') "
     rm -f "$WORK"/nginx-body/*
     cpu=$(cpu_ms "$NOSYNC_PID")
-    T[nosync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_NOSYNC/files" multipart) "
+    T[nosync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_NOSYNC/files") "
     T[cpu_nosync_$mode]+="$(($(cpu_ms "$NOSYNC_PID") - cpu)) "
-    T[sync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_SYNC/files" multipart) "
+    T[sync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_SYNC/files") "
+    T[aiohttp_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_AIOHTTP/files") "
+    T[fastapi_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_FASTAPI/") "
+    rm -f "$WORK"/aiohttp-files/* "$WORK"/fastapi-files/*
   done
   start=$(now)
   dd if="$WORK/all.bin" of="$WORK/dd.out" bs=1M conv=fdatasync status=none
@@ -152,21 +169,25 @@ rate() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", 
 echo
 echo "4 x 20 MB multipart uploads with curl (MB/s, median of $REPS)"
 printf '%-44s %10s %10s\n' "" parallel serial
-for row in "nginx client_body_in_file_only (no parse):nginx" "nginx, then sha256sum of the stored files:hashed" \
+for row in "nginx client_body_in_file_only (no parse):nginx" "nginx, then openssl sha256 of stored files:hashed" \
+  "aiohttp, parts streamed to disk (no hash):aiohttp" "original FastAPI app (file read whole):fastapi" \
   "service, fsync = false:nosync" "service, fsync = true (default):sync"; do
   printf '%-44s %10s %10s\n' "${row%%:*}" "$(rate "${row##*:}_parallel")" "$(rate "${row##*:}_serial")"
 done
 printf '%-44s %10s\n' "dd conv=fdatasync, same 80 MB" "$(rate dd)"
 awk -v a="$(rate nosync_parallel)" -v b="$(rate nginx_parallel)" -v c="$(rate nosync_serial)" -v d="$(rate nginx_serial)" \
   'BEGIN {printf "service (fsync off) / nginx: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
-awk -v a="$(rate nosync_parallel)" -v b="$(rate hashed_parallel)" -v c="$(rate nosync_serial)" -v d="$(rate hashed_serial)" \
-  'BEGIN {printf "service (fsync off) / nginx + sha256sum: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
+for ref in "hashed:nginx + openssl sha256" "aiohttp:aiohttp" "fastapi:FastAPI"; do
+  awk -v a="$(rate nosync_parallel)" -v b="$(rate "${ref%%:*}_parallel")" -v c="$(rate nosync_serial)" \
+    -v d="$(rate "${ref%%:*}_serial")" -v name="${ref#*:}" \
+    'BEGIN {printf "service (fsync off) / %s: %.2fx parallel, %.2fx serial\n", name, a / b, c / d}'
+done
 med_ms() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median; }
 echo "server CPU per 80 MB (ms): nginx $(med_ms cpu_nginx_parallel) parallel, $(med_ms cpu_nginx_serial) serial;" \
   "service (fsync off) $(med_ms cpu_nosync_parallel) parallel, $(med_ms cpu_nosync_serial) serial"
 awk -v a="$(rate sync_parallel)" -v b="$(rate dd)" -v c="$(rate sync_serial)" \
   'BEGIN {printf "service (fsync on) / dd fdatasync: %.2fx parallel, %.2fx serial\n", a / b, c / b}'
-stop "$NGINX_PID"
+stop "$NGINX_PID"; stop "$AIOHTTP_PID"
 
 # --- 2. memory while receiving 2 GiB ---------------------------------------------------------
 log "2 GiB upload, sampling RSS"
@@ -186,13 +207,9 @@ rm -f "$WORK/big.bin"
 stop "$SYNC_PID"; stop "$NOSYNC_PID"
 
 # --- 3. /wait with 1000 connections vs the original FastAPI server -------------------------------
-P_SVC=$(free_port) P_QUIET=$(free_port) P_FASTAPI=$(free_port) P_BARE=$(free_port)
+P_SVC=$(free_port) P_QUIET=$(free_port) P_BARE=$(free_port)
 start_service svc "$P_SVC"
 start_service quiet "$P_QUIET" RUST_LOG=info,access=off
-(cd bench/reference && UPLOAD_DIR=$WORK exec "$VENV/bin/uvicorn" fastapi_app:app --port "$P_FASTAPI" --log-level warning) \
-  >"$WORK/fastapi.log" 2>&1 & PIDS+=($!)
-FASTAPI_PID=$!
-wait_http "http://127.0.0.1:$P_FASTAPI/asyncwait?duration=0"
 "$ROOT/target/release/examples/bare" "$P_BARE" 2 & PIDS+=($!)
 BARE_PID=$!
 wait_http "http://127.0.0.1:$P_BARE/asyncwait"
