@@ -9,11 +9,19 @@
 //! into `objects/`, so data and metadata become visible together or not at
 //! all. Whatever is in `tmp/` when the store opens is a crash's leftover: the
 //! lock guarantees no other process is writing there.
+//!
+//! The same lock makes an in-memory index of the committed ids authoritative:
+//! it is read from `objects/` once, when the store opens, and kept up to date
+//! by commits and deletes, so a page of a listing costs its own entries, not
+//! a scan of the whole directory (~30 bytes of memory per object).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -37,6 +45,8 @@ const READ_CHUNK: usize = 256 * 1024;
 pub(crate) struct LocalStore {
     objects: PathBuf,
     tmp: PathBuf,
+    /// The ids in `objects/`.
+    index: Arc<Index>,
     fsync: bool,
     /// Data files are written with `O_DIRECT` (asked for, and the file system takes it).
     direct: bool,
@@ -66,6 +76,7 @@ impl LocalStore {
                 }
                 Err(TryLockError::Error(e)) => return Err(e.into()),
             }
+            let index = Arc::new(Index::read(&objects)?);
             let swept = sweep(&tmp)?;
             if swept > 0 {
                 log::warn!("removed {swept} unfinished upload(s) left in {}", tmp.display());
@@ -80,7 +91,7 @@ impl LocalStore {
                     root.display()
                 );
             }
-            Ok(Self { objects, tmp, fsync: config.fsync, direct, _lock: lock })
+            Ok(Self { objects, tmp, index, fsync: config.fsync, direct, _lock: lock })
         })
         .await
     }
@@ -100,6 +111,7 @@ impl LocalStore {
             job: Some(Worker::new(job, 2)),
             finished: None,
             objects: self.objects.clone(),
+            index: Arc::clone(&self.index),
         })
     }
 
@@ -127,12 +139,13 @@ impl LocalStore {
     }
 
     pub(crate) async fn delete(&self, id: &ObjectId) -> Result<()> {
-        let (id, objects) = (*id, self.objects.clone());
+        let (id, objects, index) = (*id, self.objects.clone(), Arc::clone(&self.index));
         // A unique name: a delete that failed half-way must not block the next one.
         let trash = self.tmp.join(format!("{id}.deleted-{}", ObjectId::new()));
         let fsync = self.fsync;
         blocking(move || {
             fs::rename(objects.join(id.to_string()), &trash).map_err(|e| not_found(e, &id))?;
+            index.remove(&id);
             if fsync {
                 sync_dir(&objects)?;
             }
@@ -145,23 +158,8 @@ impl LocalStore {
     pub(crate) async fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Page> {
         let objects = self.objects.clone();
         let limit = limit.max(1);
+        let (ids, more) = self.index.page(after, limit);
         blocking(move || {
-            let mut ids = Vec::new();
-            for entry in fs::read_dir(&objects)? {
-                let name = entry?.file_name();
-                let Some(id) = name.to_str().and_then(|n| n.parse::<ObjectId>().ok()) else {
-                    continue;
-                };
-                if after.is_none_or(|after| id > after) {
-                    ids.push(id);
-                }
-            }
-            let more = ids.len() > limit;
-            if more {
-                ids.select_nth_unstable(limit);
-                ids.truncate(limit);
-            }
-            ids.sort_unstable();
             let mut files = Vec::with_capacity(ids.len());
             for id in &ids {
                 match read_meta(&objects.join(id.to_string()), id) {
@@ -303,6 +301,7 @@ pub(crate) struct LocalSink {
     job: Option<Worker<Job>>,
     finished: Option<Job>,
     objects: PathBuf,
+    index: Arc<Index>,
 }
 
 fn out_of_order() -> Error {
@@ -327,8 +326,13 @@ impl Sink for LocalSink {
         let job = self.finished.ok_or_else(out_of_order)?;
         let meta = serde_json::to_vec_pretty(info).map_err(io::Error::other)?;
         let target = self.objects.join(info.id.to_string());
-        let objects = self.objects;
-        blocking(move || job.commit(&meta, &target, &objects)).await
+        let (objects, index, id) = (self.objects, self.index, info.id);
+        blocking(move || {
+            job.commit(&meta, &target, &objects)?;
+            index.insert(id);
+            Ok(())
+        })
+        .await
     }
 
     async fn abort(self) {
@@ -343,6 +347,47 @@ impl Sink for LocalSink {
 
 /// The data file of an upload in `dir`; readable too, as going direct
 /// re-reads the last partial block.
+/// The committed ids, in order.
+#[derive(Debug, Default)]
+struct Index(Mutex<BTreeSet<ObjectId>>);
+
+impl Index {
+    /// Every id in `objects`; other names there are not objects of ours.
+    fn read(objects: &Path) -> io::Result<Self> {
+        let mut ids = BTreeSet::new();
+        for entry in fs::read_dir(objects)? {
+            if let Some(id) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
+                ids.insert(id);
+            }
+        }
+        Ok(Self(Mutex::new(ids)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeSet<ObjectId>> {
+        // Every update is a single insert or remove: a poisoned set is still consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn insert(&self, id: ObjectId) {
+        self.lock().insert(id);
+    }
+
+    fn remove(&self, id: &ObjectId) {
+        self.lock().remove(id);
+    }
+
+    /// Up to `limit` ids after `after`, and whether more follow.
+    fn page(&self, after: Option<ObjectId>, limit: usize) -> (Vec<ObjectId>, bool) {
+        let ids = self.lock();
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page: Vec<ObjectId> =
+            ids.range((from, Bound::Unbounded)).take(limit + 1).copied().collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        (page, more)
+    }
+}
+
 fn create_data_file(dir: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).create_new(true).open(dir.join(DATA))
 }

@@ -1,4 +1,4 @@
-use upload_core::{Error, ObjectId, PutOptions};
+use upload_core::{Error, ObjectId, PutOptions, Storage};
 
 use crate::common::*;
 
@@ -61,4 +61,31 @@ async fn unknown_ids_are_not_found(backend: Backend) {
     assert!(matches!(storage.head(&id).await, Err(Error::NotFound(_))));
     assert!(matches!(storage.get(&id, None).await, Err(Error::NotFound(_))));
     assert!(storage.list(None, 10).await.unwrap().files.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reopened_store_lists_what_it_held_and_only_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    {
+        let storage = Storage::open(&config(dir.path(), true)).await.unwrap();
+        for i in 0..5u8 {
+            ids.push(storage.put(chunked(&[i], &[]), PutOptions::default()).await.unwrap().id);
+        }
+        storage.delete(&ids.remove(1)).await.unwrap();
+    }
+    // Names that are not ids are not objects, whatever put them there.
+    std::fs::create_dir(dir.path().join("objects/lost+found")).unwrap();
+    std::fs::write(dir.path().join("objects/notes.txt"), b"x").unwrap();
+
+    let storage = Storage::open(&config(dir.path(), true)).await.unwrap();
+    let listed = |page: upload_core::Page| page.files.iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(listed(storage.list(None, 100).await.unwrap()), ids);
+    let page = storage.list(Some(ids[0]), 2).await.unwrap();
+    assert_eq!((listed(page.clone()), page.next), (ids[1..3].to_vec(), Some(ids[2])));
+
+    // Puts and deletes after the reopen keep the listing in step.
+    storage.delete(&ids.remove(0)).await.unwrap();
+    ids.push(storage.put(chunked(b"new", &[]), PutOptions::default()).await.unwrap().id);
+    assert_eq!(listed(storage.list(None, 100).await.unwrap()), ids);
 }
