@@ -345,10 +345,8 @@ impl Sink for LocalSink {
     }
 }
 
-/// The data file of an upload in `dir`; readable too, as going direct
-/// re-reads the last partial block.
 /// The committed ids, in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Index(Mutex<BTreeSet<ObjectId>>);
 
 impl Index {
@@ -388,6 +386,8 @@ impl Index {
     }
 }
 
+/// The data file of an upload in `dir`; readable too, as going direct
+/// re-reads the last partial block.
 fn create_data_file(dir: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).create_new(true).open(dir.join(DATA))
 }
