@@ -128,8 +128,9 @@ pub(crate) trait Sink {
 impl Storage {
     /// Opens (creating if needed) the store described by `config`.
     ///
-    /// The local backend takes an exclusive lock on its root and removes the
-    /// temporary files a crash may have left.
+    /// The local backend takes an exclusive lock on its root, removes the
+    /// temporary files a crash may have left, and reads the ids it holds into
+    /// memory, where listings find them.
     ///
     /// # Errors
     /// [`Error::Unavailable`] if another process holds the root, [`Error::Io`]
