@@ -48,20 +48,23 @@ pub fn get(
     let bar = progress(n, url);
     let start = Instant::now();
     let rec = match mode {
-        GetMode::Serial => blocking_worker(url, &AtomicU64::new(n), &bar)?,
+        GetMode::Serial => blocking_worker(&blocking_client()?, url, &AtomicU64::new(n), &bar),
         GetMode::Threads => {
             let threads = concurrency.unwrap_or(n.min(100) as usize).max(1);
             let remaining = AtomicU64::new(n);
+            // One client (a handle on one connection pool) for every thread: building one
+            // loads the TLS roots, which for 100 threads took longer than their requests.
+            let client = blocking_client()?;
             std::thread::scope(|s| {
                 let workers: Vec<_> = (0..threads)
-                    .map(|_| s.spawn(|| blocking_worker(url, &remaining, &bar)))
+                    .map(|_| s.spawn(|| blocking_worker(&client, url, &remaining, &bar)))
                     .collect();
                 let mut all = Recorder::default();
                 for worker in workers {
                     all.merge(
                         &worker
                             .join()
-                            .map_err(|_| Error::Client("a client thread panicked".into()))??,
+                            .map_err(|_| Error::Client("a client thread panicked".into()))?,
                     );
                 }
                 Ok::<_, Error>(all)
@@ -90,16 +93,20 @@ pub fn get(
     Ok(RequestReport::new(url, mode.label(), &rec, elapsed))
 }
 
-/// A blocking client taking requests off `remaining` until none are left.
+fn blocking_client() -> Result<reqwest::blocking::Client, Error> {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| Error::Client(e.to_string()))
+}
+
+/// Blocking requests taken off `remaining` until none are left.
 fn blocking_worker(
+    client: &reqwest::blocking::Client,
     url: &str,
     remaining: &AtomicU64,
     bar: &indicatif::ProgressBar,
-) -> Result<Recorder, Error> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .map_err(|e| Error::Client(e.to_string()))?;
+) -> Recorder {
     let mut rec = Recorder::default();
     while remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1)).is_ok()
     {
@@ -115,7 +122,7 @@ fn blocking_worker(
         rec.record(start.elapsed(), outcome);
         bar.inc(1);
     }
-    Ok(rec)
+    rec
 }
 
 /// One GET, body read to the end (so the connection is reused).
