@@ -130,7 +130,6 @@ P_FASTAPI=$(free_port) P_AIOHTTP=$(free_port)
 mkdir -p "$WORK/fastapi-files" "$WORK/aiohttp-files"
 (cd bench/reference && UPLOAD_DIR=$WORK/fastapi-files exec "$VENV/bin/uvicorn" fastapi_app:app \
   --port "$P_FASTAPI" --log-level warning) >"$WORK/fastapi.log" 2>&1 & PIDS+=($!)
-FASTAPI_PID=$!
 (cd bench/reference && UPLOAD_DIR=$WORK/aiohttp-files exec "$VENV/bin/python" aiohttp_app.py "$P_AIOHTTP") \
   >"$WORK/aiohttp.log" 2>&1 & PIDS+=($!)
 AIOHTTP_PID=$!
@@ -211,7 +210,6 @@ P_SVC=$(free_port) P_QUIET=$(free_port) P_BARE=$(free_port)
 start_service svc "$P_SVC"
 start_service quiet "$P_QUIET" RUST_LOG=info,access=off
 "$ROOT/target/release/examples/bare" "$P_BARE" 2 & PIDS+=($!)
-BARE_PID=$!
 wait_http "http://127.0.0.1:$P_BARE/asyncwait"
 
 wrk_rate() { # URL CONNECTIONS SECONDS -> req/s
