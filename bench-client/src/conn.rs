@@ -3,6 +3,7 @@
 //! general-purpose client (connection pool, URL parsing per request) caps
 //! the rate well below what a fast server answers.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,10 +14,12 @@ use indicatif::ProgressBar;
 use crate::Error;
 use crate::report::Recorder;
 
-/// Where the requests go: the socket address, the Host header and the request target.
+/// Where the requests go: the socket addresses, the Host header and the request target.
 #[derive(Debug)]
 pub(crate) struct Target {
-    addr: String,
+    /// Resolved once, as wrk does: a thousand connections must not measure a
+    /// thousand DNS lookups (in a compose network, half the rate of `/wait`).
+    addrs: Vec<SocketAddr>,
     host: String,
     path: hyper::Uri,
 }
@@ -30,12 +33,16 @@ impl Target {
         }
         let authority = uri.authority().ok_or_else(|| bad("no host".into()))?;
         let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| bad(format!("cannot resolve {}: {e}", authority.host())))?
+            .collect();
         let path = uri
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .parse()
             .map_err(|e| bad(format!("{e}")))?;
-        Ok(Arc::new(Self { addr, host: authority.to_string(), path }))
+        Ok(Arc::new(Self { addrs, host: authority.to_string(), path }))
     }
 }
 
@@ -65,7 +72,7 @@ pub(crate) async fn connection(target: Arc<Target>, until: Until, bar: ProgressB
     let mut rec = Recorder::default();
     'connect: while until.take() {
         let started = Instant::now();
-        let stream = match tokio::net::TcpStream::connect(&target.addr).await {
+        let stream = match tokio::net::TcpStream::connect(&target.addrs[..]).await {
             Ok(stream) => stream,
             Err(_) => {
                 rec.record(started.elapsed(), Err("connect".into()));
@@ -115,4 +122,26 @@ pub(crate) async fn connection(target: Arc<Target>, until: Until, bar: ProgressB
         }
     }
     rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_resolved_once_with_host_and_path_kept() {
+        let t = Target::parse("http://127.0.0.1:8000/wait?duration=0.05").unwrap();
+        assert_eq!(t.addrs, ["127.0.0.1:8000".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            (t.host.as_str(), t.path.to_string().as_str()),
+            ("127.0.0.1:8000", "/wait?duration=0.05")
+        );
+        let t = Target::parse("http://[::1]/").unwrap();
+        assert_eq!(t.addrs, ["[::1]:80".parse::<SocketAddr>().unwrap()]);
+        let t = Target::parse("http://localhost:9/").unwrap();
+        assert!(
+            !t.addrs.is_empty() && t.addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9)
+        );
+        assert!(Target::parse("https://127.0.0.1/").is_err());
+    }
 }
