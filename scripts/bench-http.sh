@@ -61,11 +61,8 @@ upload_batch() {
   local mode=$1 url=$2 start
   start=$(now)
   for f in "${FILES[@]}"; do
-    if [[ $mode == parallel ]]; then
-      curl -fs -o /dev/null -F "file=@$f" "$url" &
-    else
-      curl -fs -o /dev/null -F "file=@$f" "$url"
-    fi
+    cmd=(curl -fs -o /dev/null -F "file=@$f" "$url")
+    if [[ $mode == parallel ]]; then "${cmd[@]}" & else "${cmd[@]}"; fi
   done
   wait # only this subshell's curls: the servers are the parent's children
   awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
@@ -83,7 +80,10 @@ cpu_ms() {
 hash_stored() {
   local mode=$1 start; shift
   start=$(now)
-  for f in "$@"; do if [[ $mode == parallel ]]; then openssl dgst -sha256 "$f" >/dev/null & else openssl dgst -sha256 "$f" >/dev/null; fi; done
+  for f in "$@"; do
+    cmd=(openssl dgst -sha256 -out /dev/null "$f")
+    if [[ $mode == parallel ]]; then "${cmd[@]}" & else "${cmd[@]}"; fi
+  done
   wait
   awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
 }
