@@ -43,6 +43,14 @@ pub enum Error {
         /// The object's size, in bytes.
         size: u64,
     },
+    /// The object's stored metadata cannot be read; only deleting it works.
+    #[error("object {id} is damaged: {reason}")]
+    Damaged {
+        /// The object's id.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The device or quota is full (ENOSPC, EDQUOT); nothing was stored.
     #[error("storage is full")]
     StorageFull,
@@ -64,6 +72,10 @@ impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         match e.kind() {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Error::StorageFull,
+            // Out of descriptors: an overload that passes, not a fault of the store.
+            _ if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                Error::Unavailable(format!("too many open files: {e}"))
+            }
             _ => Error::Io(e),
         }
     }
@@ -84,5 +96,7 @@ mod tests {
         }
         let e = Error::from(io::Error::from_raw_os_error(libc::EIO));
         assert!(matches!(e, Error::Io(_)));
+        let e = Error::from(io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
     }
 }

@@ -42,7 +42,9 @@
 //! All operations need a Tokio runtime: file I/O runs on its blocking pool,
 //! never on the caller's executor thread.
 
+mod damaged;
 mod error;
+mod group;
 mod id;
 mod info;
 mod local;
@@ -52,6 +54,7 @@ mod s3;
 mod storage;
 
 pub use error::{BoxError, Error, Result};
+pub use group::PutGroup;
 pub use id::ObjectId;
 pub use info::{ByteRange, DEFAULT_CONTENT_TYPE, FileInfo, Page, PutOptions, parse_sha256_hex};
 pub use name::FileName;

@@ -149,44 +149,76 @@ impl LocalStore {
             if fsync {
                 sync_dir(&objects)?;
             }
-            fs::remove_dir_all(&trash)?;
+            remove_object_dir(&trash)?;
             Ok(())
         })
         .await
     }
 
-    pub(crate) async fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Page> {
+    /// A page, and the damaged objects left out of it.
+    pub(crate) async fn list(
+        &self,
+        after: Option<ObjectId>,
+        limit: usize,
+    ) -> Result<(Page, Vec<Error>)> {
         let objects = self.objects.clone();
         let limit = limit.max(1);
         let (ids, more) = self.index.page(after, limit);
         blocking(move || {
             let mut files = Vec::with_capacity(ids.len());
+            let mut damaged = Vec::new();
             for id in &ids {
                 match read_meta(&objects.join(id.to_string()), id) {
                     Ok(info) => files.push(info),
                     Err(Error::NotFound(_)) => {} // deleted while we listed
+                    Err(e @ Error::Damaged { .. }) => damaged.push(e),
                     Err(e) => return Err(e),
                 }
             }
-            Ok(Page { files, next: if more { ids.last().copied() } else { None } })
+            let next = if more { ids.last().copied() } else { None };
+            Ok((Page { files, next }, damaged))
         })
         .await
     }
 
+    /// A real write, made durable (so that delayed allocation meets a full
+    /// device now), and room for at least a batch or two, counted as an
+    /// unprivileged user may use it: a root process could write into the
+    /// blocks reserved for root, and would report ready on a full disk.
     pub(crate) async fn check_ready(&self) -> Result<()> {
         let probe = self.tmp.join(format!("{}.ready", ObjectId::new()));
-        let fsync = self.fsync;
         blocking(move || {
             let written = File::create_new(&probe).and_then(|mut file| {
-                file.write_all(b"ok")?;
-                if fsync { file.sync_data() } else { Ok(()) }
+                file.write_all(&[0; 4096])?;
+                file.sync_data()
             });
             let removed = fs::remove_file(&probe);
             written?;
-            Ok(removed?)
+            removed?;
+            if available_bytes(probe.parent().expect("in tmp/"))? < READY_MIN_FREE {
+                return Err(Error::StorageFull);
+            }
+            Ok(())
         })
         .await
     }
+}
+
+/// The free space `/readyz` asks for: what two upload batches need.
+const READY_MIN_FREE: u64 = 2 * crate::WRITE_CHUNK as u64;
+
+/// Bytes free for unprivileged users on the file system of `dir`.
+#[allow(clippy::useless_conversion, reason = "the fields are 32 bits wide on some targets")]
+fn available_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: statvfs fills the zeroed struct we own from a NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
 /// One upload's file and temp directory. It travels into each blocking write
@@ -401,11 +433,30 @@ struct TempGuard {
 impl Drop for TempGuard {
     fn drop(&mut self) {
         if self.armed
-            && let Err(e) = fs::remove_dir_all(&self.path)
+            && let Err(e) = remove_object_dir(&self.path)
             && e.kind() != io::ErrorKind::NotFound
         {
             log::warn!("could not remove unfinished upload {}: {e}", self.path.display());
         }
+    }
+}
+
+/// Removes an object's directory (an upload's or a deleted object's).
+/// `remove_dir_all` opens the directory to list it; when that fails (EMFILE:
+/// the very failure that often ends an upload), its known files are
+/// unlinked by name, which needs no descriptor.
+fn remove_object_dir(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            for name in [DATA, META] {
+                match fs::remove_file(dir.join(name)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            fs::remove_dir(dir)
+        }
+        other => other,
     }
 }
 
@@ -414,11 +465,25 @@ fn not_found(e: io::Error, id: &ObjectId) -> Error {
 }
 
 fn read_meta(dir: &Path, id: &ObjectId) -> Result<FileInfo> {
-    let file = File::open(dir.join(META)).map_err(|e| not_found(e, id))?;
+    let damaged = |reason: String| Error::Damaged { id: id.to_string(), reason };
+    let file = match File::open(dir.join(META)) {
+        // A committed object always has its metadata: the directory alone is damage.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && dir.exists() => {
+            return Err(damaged(format!("{META} is missing")));
+        }
+        other => other.map_err(|e| not_found(e, id))?,
+    };
     let mut buf = Vec::new();
-    file.take(META_MAX).read_to_end(&mut buf)?;
-    serde_json::from_slice(&buf)
-        .map_err(|e| Error::Io(io::Error::new(io::ErrorKind::InvalidData, e)))
+    file.take(META_MAX + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > META_MAX {
+        return Err(damaged(format!("{META} is larger than {META_MAX} bytes")));
+    }
+    let info: FileInfo =
+        serde_json::from_slice(&buf).map_err(|e| damaged(format!("{META}: {e}")))?;
+    if info.id != *id {
+        return Err(damaged(format!("{META} describes another object, {}", info.id)));
+    }
+    Ok(info)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -331,11 +331,19 @@ impl S3Store {
 
     pub(crate) async fn delete(&self, id: &ObjectId) -> Result<()> {
         // S3 deletes are idempotent; the caller wants to know the object was there.
-        self.head(id).await?;
+        match self.head(id).await {
+            Ok(_) | Err(Error::Damaged { .. }) => {}
+            Err(e) => return Err(e),
+        }
         self.store.delete(&self.object_path(id)).await.map_err(unavailable)
     }
 
-    pub(crate) async fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Page> {
+    /// A page, and the damaged objects left out of it.
+    pub(crate) async fn list(
+        &self,
+        after: Option<ObjectId>,
+        limit: usize,
+    ) -> Result<(Page, Vec<Error>)> {
         let limit = limit.max(1);
         let prefix = Path::from(format!("{}objects", self.prefix));
         let keys = match after {
@@ -355,16 +363,20 @@ impl S3Store {
             ids.truncate(limit);
             ids[limit - 1]
         });
-        let infos: Vec<Option<FileInfo>> = stream::iter(&ids)
+        let heads: Vec<Option<Result<FileInfo>>> = stream::iter(&ids)
             .map(async |id| match self.head(id).await {
                 // Deleted since it was listed.
                 Err(Error::NotFound(_)) => Ok(None),
-                other => other.map(Some),
+                Err(e @ Error::Damaged { .. }) => Ok(Some(Err(e))),
+                other => other.map(|info| Some(Ok(info))),
             })
             .buffered(LIST_HEADS)
             .try_collect()
             .await?;
-        Ok(Page { files: infos.into_iter().flatten().collect(), next })
+        let (files, damaged): (Vec<_>, Vec<_>) =
+            heads.into_iter().flatten().partition(Result::is_ok);
+        let files = files.into_iter().filter_map(Result::ok).collect();
+        Ok((Page { files, next }, damaged.into_iter().filter_map(Result::err).collect()))
     }
 
     /// Asks the store whether the bucket exists and the credentials may use it.
@@ -552,11 +564,9 @@ fn attributes(info: &FileInfo) -> Attributes {
 fn file_info(id: ObjectId, result: &GetResult) -> Result<FileInfo> {
     let attrs = &result.attributes;
     let meta = |key: &'static str| attrs.get(&Attribute::Metadata(key.into())).map(|v| &**v);
-    let foreign = |what: &str| {
-        Error::Io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("object {id} has no valid {what} metadata; it was not stored by this service"),
-        ))
+    let foreign = |what: &str| Error::Damaged {
+        id: id.to_string(),
+        reason: format!("no valid {what} metadata; it was not stored by this service"),
     };
     let sha256 = meta(META_SHA256)
         .filter(|s| crate::parse_sha256_hex(s).is_some())

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::damaged::DamagedSet;
+use crate::group::{Background, PutGroup};
 use crate::local::LocalStore;
 use crate::offload::Worker;
 use crate::s3::{S3Config, S3Store};
@@ -103,6 +105,8 @@ impl std::fmt::Debug for Object {
 #[derive(Clone, Debug)]
 pub struct Storage {
     backend: Arc<Backend>,
+    background: Arc<Background>,
+    damaged: Arc<DamagedSet>,
 }
 
 #[derive(Debug)]
@@ -140,7 +144,22 @@ impl Storage {
             StorageConfig::Local(local) => Backend::Local(LocalStore::open(local.clone()).await?),
             StorageConfig::S3(s3) => Backend::S3(S3Store::open(s3, |var| std::env::var(var).ok())?),
         };
-        Ok(Self { backend: Arc::new(backend) })
+        Ok(Self { backend: Arc::new(backend), background: Arc::default(), damaged: Arc::default() })
+    }
+
+    /// A group of puts kept all together or not at all (see [`PutGroup`]).
+    pub fn group(&self) -> PutGroup {
+        PutGroup::new(self.clone())
+    }
+
+    /// Waits for the deletions of dropped [`PutGroup`]s: call it before the
+    /// process exits, so that none is lost.
+    pub async fn settle(&self) {
+        self.background.settle().await;
+    }
+
+    pub(crate) fn delete_in_background(&self, ids: Vec<ObjectId>) {
+        self.background.delete(self.clone(), ids);
     }
 
     /// Streams `body` into a new object and returns what was stored.
@@ -176,26 +195,29 @@ impl Storage {
     /// Opens an object for streaming, whole or the given range.
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::RangeNotSatisfiable`], [`Error::Io`].
+    /// [`Error::NotFound`], [`Error::RangeNotSatisfiable`], [`Error::Damaged`], [`Error::Io`].
     pub async fn get(&self, id: &ObjectId, range: Option<ByteRange>) -> Result<Object> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Local(store) => store.get(id, range).await,
             Backend::S3(store) => store.get(id, range).await,
-        }
+        };
+        result.inspect_err(|e| self.damaged.note(e))
     }
 
     /// An object's metadata.
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::Io`].
+    /// [`Error::NotFound`], [`Error::Damaged`], [`Error::Io`].
     pub async fn head(&self, id: &ObjectId) -> Result<FileInfo> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Local(store) => store.head(id).await,
             Backend::S3(store) => store.head(id).await,
-        }
+        };
+        result.inspect_err(|e| self.damaged.note(e))
     }
 
-    /// Deletes an object; it disappears at once, its space is freed just after.
+    /// Deletes an object, damaged or not; it disappears at once, its space
+    /// is freed just after.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Io`].
@@ -203,18 +225,28 @@ impl Storage {
         match &*self.backend {
             Backend::Local(store) => store.delete(id).await,
             Backend::S3(store) => store.delete(id).await,
-        }
+        }?;
+        self.damaged.forget(id);
+        Ok(())
     }
 
     /// Up to `limit` objects with ids after `after`, in id (creation) order.
+    /// Damaged objects are left out (and logged once, see [`Error::Damaged`]).
     ///
     /// # Errors
     /// [`Error::Io`].
     pub async fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Page> {
-        match &*self.backend {
+        let (page, damaged) = match &*self.backend {
             Backend::Local(store) => store.list(after, limit).await,
             Backend::S3(store) => store.list(after, limit).await,
-        }
+        }?;
+        damaged.iter().for_each(|e| self.damaged.note(e));
+        Ok(page)
+    }
+
+    /// How many damaged objects this process has met (see [`Error::Damaged`]).
+    pub fn damaged_objects(&self) -> usize {
+        self.damaged.count()
     }
 
     /// Removes what crashed processes left in a shared store, once older

@@ -8,6 +8,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::body::Cutoff;
+
 /// An error as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -54,18 +56,32 @@ pub enum ApiError {
     /// The client was too slow to send its request.
     #[error("no data received for {0:?}")]
     RequestTimeout(std::time::Duration),
+    /// The client sent its body below the minimum rate.
+    #[error("the body arrived at {rate} bytes/s, below the minimum of {min} bytes/s")]
+    BodyTooSlow {
+        /// Bytes per second measured.
+        rate: u64,
+        /// The minimum (`server.min_body_rate`).
+        min: u64,
+    },
     /// The storage device is full.
     #[error("storage is full")]
     StorageFull,
     /// The compute pool is full.
     #[error("compute pool is busy ({0} jobs running or queued); retry later")]
     ComputeBusy(usize),
+    /// Every thread of `/wait` is asleep.
+    #[error("{0} blocking waits are running, the most allowed; retry later")]
+    WaitBusy(usize),
     /// The compute job ran past its deadline and was stopped.
     #[error("computation exceeded its time limit and was stopped")]
     ComputeTimeout,
     /// Storage cannot be reached or used right now.
     #[error("storage is unavailable; retry later")]
     Unavailable,
+    /// The file's stored metadata is damaged (logged once by the store).
+    #[error("file {0} is damaged and cannot be read; the service's log says why")]
+    Damaged(String),
     /// A bug or an I/O failure; details are logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -94,10 +110,13 @@ impl ApiError {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::BodyTooSlow { .. } => (StatusCode::REQUEST_TIMEOUT, "body_too_slow"),
             Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Self::ComputeBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "compute_busy"),
             Self::ComputeTimeout => (StatusCode::SERVICE_UNAVAILABLE, "compute_timeout"),
+            Self::WaitBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "wait_busy"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Damaged(_) => (StatusCode::INTERNAL_SERVER_ERROR, "damaged_file"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -128,22 +147,29 @@ impl ResponseError for ApiError {
 /// (non-`Send`) errors are at hand, so storage can carry it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BodyError {
-    #[error("the request body exceeds its limit")]
-    TooLarge,
-    #[error("no data received for {0:?}")]
-    Timeout(std::time::Duration),
+    #[error(transparent)]
+    Cutoff(#[from] Cutoff),
     #[error("malformed multipart body: {0}")]
     Malformed(String),
+    /// actix-multipart's buffer filled before a part's headers ended.
+    #[error(
+        "a part's headers, or the text before the first boundary, exceed the limit of {} bytes",
+        MULTIPART_BUFFER
+    )]
+    PartHeadersTooLarge,
     #[error("the request body could not be read: {0}")]
     Incomplete(String),
 }
 
+/// actix-multipart's default buffer: the most a part's headers may take.
+const MULTIPART_BUFFER: usize = 64 * 1024;
+
 impl BodyError {
     pub(crate) fn from_payload(e: PayloadError) -> Self {
         match e {
-            PayloadError::Overflow => Self::TooLarge,
-            PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                Self::Timeout(crate::body::timeout_of(&io))
+            PayloadError::Io(io) if Cutoff::of_io(&io).is_some() => {
+                let inner = io.into_inner().expect("checked above");
+                Self::Cutoff(*inner.downcast::<Cutoff>().expect("checked above"))
             }
             other => Self::Incomplete(other.to_string()),
         }
@@ -151,6 +177,8 @@ impl BodyError {
 
     pub(crate) fn from_multipart(e: MultipartError) -> Self {
         match e {
+            // Our body reports its limits as I/O errors: an overflow is multipart's own buffer.
+            MultipartError::Payload(PayloadError::Overflow) => Self::PartHeadersTooLarge,
             MultipartError::Payload(payload) => Self::from_payload(payload),
             other => Self::Malformed(other.to_string()),
         }
@@ -175,6 +203,7 @@ impl ApiError {
             E::InvalidContentType(why) => Self::bad_request("invalid_content_type", why),
             E::RangeNotSatisfiable { size } => Self::RangeNotSatisfiable { size },
             E::StorageFull => Self::StorageFull,
+            E::Damaged { id, .. } => Self::Damaged(id),
             E::Unavailable(detail) => {
                 log::warn!("storage unavailable: {detail}");
                 Self::Unavailable
@@ -189,11 +218,14 @@ impl ApiError {
 
     pub(crate) fn from_body(e: BodyError, limits: &crate::settings::Limits) -> Self {
         match e {
-            BodyError::TooLarge => {
+            BodyError::Cutoff(Cutoff::TooLarge) => {
                 Self::TooLarge { limit: limits.max_request_size, what: "the request body" }
             }
-            BodyError::Timeout(after) => Self::RequestTimeout(after),
-            BodyError::Malformed(_) => Self::bad_request("invalid_multipart", e.to_string()),
+            BodyError::Cutoff(Cutoff::Silent(after)) => Self::RequestTimeout(after),
+            BodyError::Cutoff(Cutoff::TooSlow { rate, min }) => Self::BodyTooSlow { rate, min },
+            BodyError::Malformed(_) | BodyError::PartHeadersTooLarge => {
+                Self::bad_request("invalid_multipart", e.to_string())
+            }
             BodyError::Incomplete(_) => Self::bad_request("incomplete_body", e.to_string()),
         }
     }

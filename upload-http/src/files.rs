@@ -34,7 +34,9 @@ pub(crate) async fn upload_multipart(
     }
     let body = state.body(payload);
     let mut multipart = Multipart::new(req.headers(), body);
-    let mut stored: Vec<FileInfo> = Vec::new();
+    // All or nothing, whatever ends the request: dropped with this future
+    // (client gone, shutdown), the group takes its files back.
+    let mut stored = state.storage.group();
     let result = async {
         while let Some(field) = multipart.next().await {
             let field =
@@ -56,25 +58,20 @@ pub(crate) async fn upload_multipart(
             };
             let _in_flight = state.metrics.upload_in_flight();
             let field = field.map(|chunk| chunk.map_err(BodyError::from_multipart));
-            let info = state.storage.put(field, opts).await.map_err(|e| state.storage_error(e))?;
-            stored.push(info);
+            stored.put(field, opts).await.map_err(|e| state.storage_error(e))?;
         }
         Ok(())
     }
     .await;
     if let Err(e) = result {
-        // All or nothing: a client told the request failed will send it again.
-        for info in &stored {
-            if let Err(e) = state.storage.delete(&info.id).await {
-                log::warn!("could not roll back {} of a failed request: {e}", info.id);
-            }
-        }
+        // Gone before the answer: a client told the request failed will send it again.
+        stored.discard().await;
         return Err(e);
     }
     if stored.is_empty() {
         return Err(ApiError::bad_request("no_file", "the request has no part with a filename"));
     }
-    Ok(HttpResponse::Created().json(json!({ "files": stored })))
+    Ok(HttpResponse::Created().json(json!({ "files": stored.keep() })))
 }
 
 /// `PUT /files/{filename}`: the raw body is the file.
@@ -160,18 +157,35 @@ pub(crate) async fn download(
     let id = parse_id(&id)?;
     let range =
         req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(parse_range);
-    let object = state.storage.get(&id, range).await.map_err(|e| state.storage_error(e))?;
+    let not_modified = |info: &FileInfo| {
+        let etag = format!("\"{}\"", info.sha256);
+        let tags = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())?;
+        let matched = tags
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag || t == "*");
+        matched.then(|| {
+            HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag))
+                .insert_header((header::LAST_MODIFIED, last_modified(info)))
+                .finish()
+        })
+    };
+    let object = match state.storage.get(&id, range).await {
+        Ok(object) => object,
+        // RFC 9110 13.2.2: If-None-Match is evaluated before Range.
+        Err(e @ upload_core::Error::RangeNotSatisfiable { .. }) => {
+            let info = state.storage.head(&id).await.map_err(|e| state.storage_error(e))?;
+            return not_modified(&info).ok_or_else(|| state.storage_error(e));
+        }
+        Err(e) => return Err(state.storage_error(e)),
+    };
     let info = &object.info;
-    let etag = format!("\"{}\"", info.sha256);
-    let modified = HttpDate::from(SystemTime::from(info.created_at));
-    if let Some(tags) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
-        && tags.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == etag || t == "*")
-    {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .insert_header((header::LAST_MODIFIED, modified))
-            .finish());
+    if let Some(response) = not_modified(info) {
+        return Ok(response);
     }
+    let etag = format!("\"{}\"", info.sha256);
+    let modified = last_modified(info);
     let mut response = if range.is_some() {
         let mut r = HttpResponse::PartialContent();
         let last = object.range.end.saturating_sub(1);
@@ -201,6 +215,10 @@ pub(crate) async fn delete(
     let id = parse_id(&id)?;
     state.storage.delete(&id).await.map_err(|e| state.storage_error(e))?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+fn last_modified(info: &FileInfo) -> HttpDate {
+    HttpDate::from(SystemTime::from(info.created_at))
 }
 
 fn parse_id(text: &str) -> Result<ObjectId, ApiError> {
@@ -264,16 +282,28 @@ fn parse_range(value: &str) -> Option<ByteRange> {
         return None;
     }
     let (first, last) = spec.split_once('-')?;
-    let (first, last) = (first.trim(), last.trim());
-    match (first.is_empty(), last.is_empty()) {
-        (true, false) => Some(ByteRange::Suffix(last.parse().ok()?)),
-        (false, true) => Some(ByteRange::From(first.parse().ok()?)),
-        (false, false) => {
-            let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+    let (first, last) = (position(first.trim())?, position(last.trim())?);
+    match (first, last) {
+        (None, Some(last)) => Some(ByteRange::Suffix(last)),
+        (Some(first), None) => Some(ByteRange::From(first)),
+        (Some(first), Some(last)) => {
             (first <= last).then_some(ByteRange::Inclusive { first, last })
         }
-        (true, true) => None,
+        (None, None) => None,
     }
+}
+
+/// A range position: `Some(None)` if absent; digits past `u64::MAX` are
+/// `u64::MAX`, which no file reaches, so a start there is unsatisfiable
+/// (416) rather than bad syntax that would be ignored.
+fn position(text: &str) -> Option<Option<u64>> {
+    if text.is_empty() {
+        return Some(None);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Some(text.parse().unwrap_or(u64::MAX)))
 }
 
 /// The SHA-256 of `Content-Digest` (RFC 9530), if the client sent one.
@@ -313,7 +343,15 @@ mod tests {
         assert_eq!(parse_range("bytes=0-0"), Some(ByteRange::Inclusive { first: 0, last: 0 }));
         assert_eq!(parse_range("bytes=5-"), Some(ByteRange::From(5)));
         assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Suffix(5)));
-        for ignored in ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=-", "bytes=a-b", ""] {
+        let huge = "bytes=99999999999999999999-";
+        assert_eq!(parse_range(huge), Some(ByteRange::From(u64::MAX)));
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999"),
+            Some(ByteRange::Inclusive { first: 0, last: u64::MAX })
+        );
+        for ignored in
+            ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=-", "bytes=a-b", "bytes=+1-", ""]
+        {
             assert_eq!(parse_range(ignored), None, "{ignored}");
         }
     }

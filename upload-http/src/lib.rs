@@ -19,6 +19,7 @@ mod files;
 mod log_writer;
 mod misc;
 mod settings;
+mod sleepers;
 mod telemetry;
 
 use std::net::{TcpListener, ToSocketAddrs};
@@ -32,8 +33,8 @@ use actix_web::{App, HttpResponse, web};
 pub use error::ApiError;
 pub use log_writer::{BackgroundWriter, BackgroundWriterGuard, write_access_log_to};
 pub use settings::{
-    ComputeSettings, Limits, RawCompute, RawLimits, RawServer, RawSettings, ServerSettings,
-    Settings, SettingsError, Size, Span,
+    BenchSettings, ComputeSettings, Limits, RawBench, RawCompute, RawLimits, RawServer,
+    RawSettings, ServerSettings, Settings, SettingsError, Size, Span,
 };
 pub use telemetry::Metrics;
 
@@ -48,6 +49,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    sleepers: Arc<sleepers::Sleepers>,
 }
 
 /// Why the service could not start.
@@ -78,18 +80,19 @@ impl AppState {
             .priority(c.priority)
             .thread_name("fib")
             .build()?;
-        let metrics = Arc::new(Metrics::new(pool.clone()));
-        Ok(Self { storage, pool, settings: Arc::new(settings), metrics })
+        let metrics = Arc::new(Metrics::new(pool.clone(), storage.clone()));
+        let sleepers = Arc::new(sleepers::Sleepers::new(settings.bench.max_waits)?);
+        Ok(Self { storage, pool, settings: Arc::new(settings), metrics, sleepers })
     }
 
     fn body(&self, payload: web::Payload) -> body::Body<web::Payload> {
         let s = &self.settings;
-        body::Body::new(
-            payload,
-            s.limits.max_request_size,
-            s.server.read_timeout,
-            self.metrics.bytes_received.clone(),
-        )
+        let limits = body::BodyLimits {
+            max_bytes: s.limits.max_request_size,
+            timeout: s.server.read_timeout,
+            min_rate: s.server.min_body_rate,
+        };
+        body::Body::new(payload, limits, self.metrics.bytes_received.clone())
     }
 
     fn storage_error(&self, e: upload_core::Error) -> ApiError {
@@ -165,6 +168,7 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server>
     let s = state.settings.server.clone();
     Ok(actix_web::HttpServer::new(move || app(state.clone()))
         .workers(s.workers)
+        .max_connections(s.max_connections.div_ceil(s.workers))
         // A client that closes its side is gone: drop its handler (cancelling its
         // compute job or upload) rather than finish work nobody will read.
         .h1_allow_half_closed(false)
@@ -218,6 +222,10 @@ const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 /// # Errors
 /// See [`StartError`].
 pub async fn run(settings: Settings) -> Result<(), StartError> {
+    match raise_open_files_limit() {
+        Ok(limit) => log::info!("open files limit: {limit}"),
+        Err(e) => log::warn!("could not raise the open files limit: {e}"),
+    }
     let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
     let state = AppState::new(settings).await?;
     log::info!(
@@ -237,7 +245,30 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             actix_web::rt::time::sleep(SWEEP_EVERY).await;
         }
     });
+    let storage = state.storage.clone();
     server(state, listener)?.await?;
+    // Requests the shutdown cut off roll back their stored parts in the background.
+    storage.settle().await;
     log::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one: each connection
+/// that uploads or downloads holds a socket and a file, and the usual soft
+/// limit (1024) would turn a few hundred slow clients into EMFILE for all.
+fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
 }

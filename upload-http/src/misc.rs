@@ -54,12 +54,14 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
     })
 }
 
-/// `GET /wait?duration=`: a blocking sleep, run on the blocking pool.
-pub(crate) async fn wait(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// `GET /wait?duration=`: a blocking sleep, on a thread of its own (never
+/// the blocking pool that storage uses); 503 once `bench.max_waits` sleep.
+pub(crate) async fn wait(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let (secs, duration) = wait_duration(req.query_string())?;
-    web::block(move || std::thread::sleep(duration))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.sleepers.sleep(duration).await.map_err(|busy| ApiError::WaitBusy(busy.0))?;
     Ok(HttpResponse::Ok().json(Waited { duration: secs }))
 }
 

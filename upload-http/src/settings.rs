@@ -55,6 +55,8 @@ pub struct RawSettings {
     pub limits: RawLimits,
     /// `[compute]`
     pub compute: RawCompute,
+    /// `[bench]`
+    pub bench: RawBench,
 }
 
 /// `[server]` as read.
@@ -67,6 +69,8 @@ pub struct RawServer {
     pub workers: usize,
     pub shutdown_timeout: Span,
     pub read_timeout: Span,
+    pub min_body_rate: Size,
+    pub max_connections: usize,
 }
 
 /// `[limits]` as read.
@@ -91,6 +95,14 @@ pub struct RawCompute {
     pub nice: Nice,
 }
 
+/// `[bench]` as read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawBench {
+    pub max_waits: usize,
+}
+
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -102,6 +114,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The compute pool.
     pub compute: ComputeSettings,
+    /// The benchmark endpoints.
+    pub bench: BenchSettings,
 }
 
 /// Validated `[server]`.
@@ -117,6 +131,11 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     /// A client that sends nothing for this long (headers or body) is cut off.
     pub read_timeout: Duration,
+    /// A body arriving below this many bytes per second, over a window of
+    /// `read_timeout`, is cut off (0: no minimum).
+    pub min_body_rate: u64,
+    /// Connections served at once, over all workers; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 /// Validated `[limits]`.
@@ -145,6 +164,13 @@ pub struct ComputeSettings {
     pub priority: compute::Priority,
 }
 
+/// Validated `[bench]`.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchSettings {
+    /// Blocking sleeps of `/wait` at once, on threads of their own; more get 503.
+    pub max_waits: usize,
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
@@ -166,6 +192,8 @@ impl RawSettings {
             ("server.workers", cores.into()),
             ("server.shutdown_timeout", "30s".into()),
             ("server.read_timeout", "30s".into()),
+            ("server.min_body_rate", "1KiB".into()),
+            ("server.max_connections", 10_000.into()),
             ("storage.type", "local".into()),
             ("limits.max_file_size", "1GiB".into()),
             ("limits.max_request_size", "2GiB".into()),
@@ -175,6 +203,7 @@ impl RawSettings {
             ("compute.max_n", 46.into()),
             ("compute.timeout", "30s".into()),
             ("compute.nice", "idle".into()),
+            ("bench.max_waits", 1024.into()),
         ] {
             builder = builder.set_default(key, value).map_err(|e| SettingsError(e.to_string()))?;
         }
@@ -225,6 +254,8 @@ impl RawSettings {
                 workers: at_least_one("server.workers", s.workers)?,
                 shutdown_timeout: span("server.shutdown_timeout", &s.shutdown_timeout)?,
                 read_timeout: positive("server.read_timeout", &s.read_timeout)?,
+                min_body_rate: size_or_zero("server.min_body_rate", &s.min_body_rate)?,
+                max_connections: at_least_one("server.max_connections", s.max_connections)?,
             },
             storage: self.storage.clone(),
             limits,
@@ -234,6 +265,9 @@ impl RawSettings {
                 max_n: c.max_n,
                 timeout: positive("compute.timeout", &c.timeout)?,
                 priority: priority(&c.nice)?,
+            },
+            bench: BenchSettings {
+                max_waits: at_least_one("bench.max_waits", self.bench.max_waits)?,
             },
         })
     }
@@ -258,7 +292,15 @@ fn at_least_one(key: &str, n: usize) -> Result<usize, SettingsError> {
 }
 
 fn size(key: &str, value: &Size) -> Result<u64, SettingsError> {
-    let bytes = match value {
+    let bytes = size_or_zero(key, value)?;
+    if bytes == 0 {
+        return Err(SettingsError(format!("{key}: must be more than 0 bytes")));
+    }
+    Ok(bytes)
+}
+
+fn size_or_zero(key: &str, value: &Size) -> Result<u64, SettingsError> {
+    Ok(match value {
         Size::Bytes(n) => *n,
         Size::Text(text) => text
             .trim()
@@ -267,11 +309,7 @@ fn size(key: &str, value: &Size) -> Result<u64, SettingsError> {
                 SettingsError(format!("{key}: {text:?} is not a size such as \"20MiB\": {e}"))
             })?
             .as_u64(),
-    };
-    if bytes == 0 {
-        return Err(SettingsError(format!("{key}: must be more than 0 bytes")));
-    }
-    Ok(bytes)
+    })
 }
 
 fn span(key: &str, value: &Span) -> Result<Duration, SettingsError> {
@@ -316,6 +354,8 @@ mod tests {
         assert_eq!(s.limits.max_files_per_request, 100);
         assert_eq!((s.compute.max_n, s.compute.priority), (46, compute::Priority::Idle));
         assert_eq!(s.compute.timeout, Duration::from_secs(30));
+        assert_eq!((s.server.min_body_rate, s.server.max_connections), (1024, 10_000));
+        assert_eq!(s.bench.max_waits, 1024);
         match s.storage {
             StorageConfig::Local(local) => {
                 assert!(local.fsync && local.direct_io && local.root.ends_with("data"));

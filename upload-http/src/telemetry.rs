@@ -29,15 +29,16 @@ pub struct Metrics {
     pub(crate) bytes_received: IntCounter,
     uploads_in_flight: IntGauge,
     pool: compute::ComputePool,
+    storage: upload_core::Storage,
 }
 
 impl Metrics {
-    /// Registers the metrics; `pool`'s counters are read at each scrape.
+    /// Registers the metrics; `pool`'s and `storage`'s counters are read at each scrape.
     ///
     /// # Panics
     /// Never in practice: only on duplicate metric names, which are fixed here.
     #[allow(clippy::missing_panics_doc)]
-    pub fn new(pool: compute::ComputePool) -> Self {
+    pub fn new(pool: compute::ComputePool, storage: upload_core::Storage) -> Self {
         let registry = Registry::new();
         let requests = RequestMetrics::default();
         let bytes_received = IntCounter::new(
@@ -54,7 +55,7 @@ impl Metrics {
         ] {
             registry.register(metric).expect("unique metric");
         }
-        Self { registry, requests, bytes_received, uploads_in_flight, pool }
+        Self { registry, requests, bytes_received, uploads_in_flight, pool, storage }
     }
 
     /// Counts one file in flight until the guard drops.
@@ -78,6 +79,11 @@ impl Metrics {
              compute_jobs_total{{outcome=\"cancelled\"}} {}\ncompute_jobs_total{{outcome=\"timed_out\"}} {}\n\
              compute_jobs_total{{outcome=\"panicked\"}} {}\n",
             s.running, s.queued, s.completed, s.rejected, s.cancelled, s.timed_out, s.panicked
+        ));
+        text.push_str(&format!(
+            "# HELP storage_damaged_objects Stored objects found damaged (their ids are in the log)\n\
+             # TYPE storage_damaged_objects gauge\nstorage_damaged_objects {}\n",
+            self.storage.damaged_objects()
         ));
         text
     }
@@ -103,7 +109,7 @@ struct AllSeries {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Labels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -204,7 +210,7 @@ impl Collector for RequestMetrics {
                 let mut counter = proto::Counter::default();
                 counter.set_value(n as f64);
                 let mut metric = proto::Metric::from_label(vec![
-                    label("method", labels.method.clone()),
+                    label("method", labels.method.to_owned()),
                     label("route", labels.route.clone()),
                     label("status", labels.status.to_string()),
                 ]);
@@ -288,7 +294,26 @@ pub(crate) struct TelemetryService<S> {
 }
 
 /// One worker's series: route -> (method, status) -> series.
-type WorkerSeries = HashMap<String, HashMap<(Method, u16), Arc<Series>>>;
+type WorkerSeries = HashMap<String, HashMap<(&'static str, u16), Arc<Series>>>;
+
+/// The `method` label: the standard methods by name, any other as `other`, so
+/// a client choosing methods cannot grow the series (and memory) without bound.
+/// Every other label is bounded too: routes are the app's resource names or
+/// `unmatched`, statuses are the ones the service answers with.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
 
 /// One worker's part of the telemetry.
 struct Worker {
@@ -391,12 +416,13 @@ where
                     Some(by_route) => by_route,
                     None => series.entry(route.to_owned()).or_default(),
                 };
+                let method = method_label(req.method());
                 by_route
-                    .entry((req.method().clone(), status.as_u16()))
+                    .entry((method, status.as_u16()))
                     .or_insert_with(|| {
                         worker.requests.series(Labels {
                             route: route.to_owned(),
-                            method: req.method().as_str().to_owned(),
+                            method,
                             status: status.as_u16(),
                         })
                     })
@@ -435,8 +461,7 @@ mod tests {
     #[test]
     fn series_of_every_worker_are_summed_when_scraped() {
         let metrics = RequestMetrics::default();
-        let labels =
-            |route: &str, status| Labels { route: route.into(), method: "GET".into(), status };
+        let labels = |route: &str, status| Labels { route: route.into(), method: "GET", status };
         // Two workers' series for the same labels, as each worker makes its own.
         let (a, b) = (metrics.series(labels("/x", 200)), metrics.series(labels("/x", 200)));
         let other = metrics.series(labels("/x", 404));
