@@ -4,8 +4,10 @@ use std::time::SystemTime;
 
 use actix_multipart::Multipart;
 use actix_web::body::SizedStream;
+use actix_web::http::Method;
 use actix_web::http::header::{
-    self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue, HttpDate,
+    self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue, HeaderMap,
+    HttpDate,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -16,6 +18,7 @@ use upload_core::{ByteRange, FileInfo, FileName, ObjectId, PutOptions};
 
 use crate::AppState;
 use crate::error::{ApiError, BodyError};
+use crate::settings::Limits;
 
 /// `POST /files` and `POST /`: every part with a filename is streamed to storage.
 pub(crate) async fn upload_multipart(
@@ -24,7 +27,7 @@ pub(crate) async fn upload_multipart(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.settings.limits;
-    check_declared_length(&req, limits.max_request_size, "the request body")?;
+    check_declared_length(req.headers(), limits.max_request_size, "the request body")?;
     let is_multipart =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
             v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data")
@@ -89,7 +92,7 @@ pub(crate) async fn upload_raw(
     {
         return Err(ApiError::LengthRequired);
     }
-    check_declared_length(&req, limits.max_file_size, "the file")?;
+    check_declared_length(req.headers(), limits.max_file_size, "the file")?;
     let content_type = match headers.get(header::CONTENT_TYPE) {
         None => None,
         Some(v) => Some(
@@ -231,16 +234,33 @@ fn truncate(text: &str) -> &str {
     text.char_indices().nth(64).map_or(text, |(i, _)| &text[..i])
 }
 
+/// The 413 an upload route answers before reading anything when the
+/// client announces too much; also asked before `100 Continue` is sent.
+pub(crate) fn check_upload_length(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    limits: &Limits,
+) -> Result<(), ApiError> {
+    match (method, path) {
+        (&Method::PUT, path) if path.starts_with("/files/") => {
+            check_declared_length(headers, limits.max_file_size, "the file")
+        }
+        (&Method::POST, "/files" | "/") => {
+            check_declared_length(headers, limits.max_request_size, "the request body")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A 413 before reading anything, when the client announces too much.
 fn check_declared_length(
-    req: &HttpRequest,
+    headers: &HeaderMap,
     limit: u64,
     what: &'static str,
 ) -> Result<(), ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     match declared {
         Some(len) if len > limit => Err(ApiError::TooLarge { limit, what }),
         _ => Ok(()),

@@ -14,10 +14,12 @@
 //! ```
 
 mod body;
+mod client_noise;
 mod error;
 mod files;
 mod log_writer;
 mod misc;
+mod serve;
 mod settings;
 mod sleepers;
 mod telemetry;
@@ -27,11 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpResponse, web};
 
+pub use client_noise::ClientNoise;
 pub use error::ApiError;
 pub use log_writer::{BackgroundWriter, BackgroundWriterGuard, write_access_log_to};
+pub use serve::server;
 pub use settings::{
     BenchSettings, ComputeSettings, Limits, RawBench, RawCompute, RawLimits, RawServer,
     RawSettings, ServerSettings, Settings, SettingsError, Size, Span,
@@ -81,7 +85,10 @@ impl AppState {
             .thread_name("fib")
             .build()?;
         let metrics = Arc::new(Metrics::new(pool.clone(), storage.clone()));
-        let sleepers = Arc::new(sleepers::Sleepers::new(settings.bench.max_waits)?);
+        let sleepers = Arc::new(sleepers::Sleepers::new(
+            settings.bench.max_waits,
+            metrics.waits_sleeping.clone(),
+        )?);
         Ok(Self { storage, pool, settings: Arc::new(settings), metrics, sleepers })
     }
 
@@ -156,26 +163,6 @@ pub fn app(
                 .route(web::get().to(service_info)),
         )
         .default_service(web::to(misc::no_route))
-}
-
-/// The HTTP server on `listener`, not yet awaited. It stops on SIGTERM or
-/// SIGINT, letting in-flight requests finish for up to
-/// `server.shutdown_timeout`.
-///
-/// # Errors
-/// If the listener cannot be used.
-pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
-    let s = state.settings.server.clone();
-    Ok(actix_web::HttpServer::new(move || app(state.clone()))
-        .workers(s.workers)
-        .max_connections(s.max_connections.div_ceil(s.workers))
-        // A client that closes its side is gone: drop its handler (cancelling its
-        // compute job or upload) rather than finish work nobody will read.
-        .h1_allow_half_closed(false)
-        .shutdown_timeout(s.shutdown_timeout.as_secs())
-        .client_request_timeout(s.read_timeout.max(std::time::Duration::from_secs(5)))
-        .listen(listener)?
-        .run())
 }
 
 /// Asks the service described by `server` for `path` (e.g. `/readyz`) and

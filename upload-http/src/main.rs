@@ -43,9 +43,15 @@ fn main() -> ExitCode {
         }
     };
     upload_http::write_access_log_to(log_writer.clone());
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Pipe(Box::new(log_writer)))
-        .init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+            .target(env_logger::Target::Pipe(Box::new(log_writer)))
+            .build();
+    log::set_max_level(logger.filter());
+    if let Err(e) = log::set_boxed_logger(Box::new(upload_http::ClientNoise::new(logger))) {
+        eprintln!("error: cannot start logging: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = serve(cli);
     drop(flush_logs); // every log line out before the error
     match result {

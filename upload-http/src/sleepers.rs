@@ -16,6 +16,8 @@ pub(crate) struct Sleepers {
     runtime: Option<Runtime>,
     permits: Arc<Semaphore>,
     max: usize,
+    /// `bench_waits_sleeping`.
+    sleeping: prometheus::IntGauge,
 }
 
 /// Every thread is asleep for another request.
@@ -23,23 +25,26 @@ pub(crate) struct Sleepers {
 pub(crate) struct Busy(pub(crate) usize);
 
 impl Sleepers {
-    pub(crate) fn new(max: usize) -> std::io::Result<Self> {
+    pub(crate) fn new(max: usize, sleeping: prometheus::IntGauge) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(max)
             .thread_name("wait")
             .thread_keep_alive(Duration::from_secs(60))
             .build()?;
-        Ok(Self { runtime: Some(runtime), permits: Arc::new(Semaphore::new(max)), max })
+        Ok(Self { runtime: Some(runtime), permits: Arc::new(Semaphore::new(max)), max, sleeping })
     }
 
     /// Sleeps on a thread of the pool, or refuses when all `max` are asleep.
     pub(crate) async fn sleep(&self, duration: Duration) -> Result<(), Busy> {
         let permit = Arc::clone(&self.permits).try_acquire_owned().map_err(|_| Busy(self.max))?;
         let runtime = self.runtime.as_ref().expect("taken only on drop");
+        let sleeping = self.sleeping.clone();
+        sleeping.inc();
         // A dropped request leaves its thread asleep: the permit goes with the thread.
         let _ = runtime
             .spawn_blocking(move || {
                 std::thread::sleep(duration);
+                sleeping.dec();
                 drop(permit);
             })
             .await;
@@ -62,7 +67,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_sleep_past_the_bound_is_refused_not_queued() {
-        let sleepers = Arc::new(Sleepers::new(2).unwrap());
+        let sleepers =
+            Arc::new(Sleepers::new(2, prometheus::IntGauge::new("s", "s").unwrap()).unwrap());
         let long = |s: Arc<Sleepers>| async move { s.sleep(Duration::from_millis(300)).await };
         let (a, b) = (tokio::spawn(long(sleepers.clone())), tokio::spawn(long(sleepers.clone())));
         tokio::task::yield_now().await;

@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Request body bytes received by upload endpoints.
     pub(crate) bytes_received: IntCounter,
     uploads_in_flight: IntGauge,
+    /// `/wait` requests asleep now.
+    pub(crate) waits_sleeping: IntGauge,
     pool: compute::ComputePool,
     storage: upload_core::Storage,
 }
@@ -48,14 +50,25 @@ impl Metrics {
         .expect("valid metric");
         let uploads_in_flight =
             IntGauge::new("uploads_in_flight", "Files being received now").expect("valid metric");
+        let waits_sleeping = IntGauge::new("bench_waits_sleeping", "/wait requests asleep now")
+            .expect("valid metric");
         for metric in [
             Box::new(requests.clone()) as Box<dyn Collector>,
             Box::new(bytes_received.clone()),
             Box::new(uploads_in_flight.clone()),
+            Box::new(waits_sleeping.clone()),
         ] {
             registry.register(metric).expect("unique metric");
         }
-        Self { registry, requests, bytes_received, uploads_in_flight, pool, storage }
+        Self {
+            registry,
+            requests,
+            bytes_received,
+            uploads_in_flight,
+            waits_sleeping,
+            pool,
+            storage,
+        }
     }
 
     /// Counts one file in flight until the guard drops.

@@ -81,3 +81,19 @@ fn print_config_shows_the_effective_settings_from_file_and_environment() {
     assert_eq!(toml["limits"]["max_file_size"].as_str(), Some("5MiB"));
     assert_eq!(toml["storage"]["fsync"].as_bool(), Some(true), "defaults fill the rest");
 }
+
+#[test]
+fn a_flood_of_malformed_requests_is_one_info_line_not_an_error_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let service = Service::spawn(&[("UPLOAD__STORAGE__ROOT", root.to_str().unwrap())]);
+    for i in 0..50 {
+        let response =
+            crate::common::raw_exchange(service.addr(), format!("GARB{i} \0\r\n\r\n").as_bytes());
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    }
+    let (_, log) = service.terminate();
+    assert!(!log.contains("ERROR"), "{log}");
+    let told = log.lines().filter(|l| l.contains("INFO  client] client connection error"));
+    assert_eq!(told.count(), 1, "{log}");
+}

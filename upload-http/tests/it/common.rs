@@ -81,11 +81,7 @@ impl Server {
 
     /// One sample of /metrics (the first line starting with `name`).
     pub fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::blocking::get(self.url("/metrics")).unwrap().text().unwrap();
-        text.lines()
-            .find(|l| l.starts_with(name) && !l.starts_with('#'))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        metric_at(&self.url, name)
     }
 
     pub fn stop_gracefully(&self) -> impl std::future::Future<Output = ()> + use<> {
@@ -101,6 +97,20 @@ impl Drop for Server {
             let _ = thread.join();
         }
     }
+}
+
+/// The `/metrics` text of the service at `base`.
+pub fn metrics_at(base: &str) -> String {
+    reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap()
+}
+
+/// One sample of the service at `base` (the first line starting with `name`).
+pub fn metric_at(base: &str, name: &str) -> f64 {
+    let text = metrics_at(base);
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
 
 /// Waits (bounded, 10 s) for a condition the server reaches on its own, such
@@ -219,6 +229,14 @@ impl Service {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        metric_at(&format!("http://{}", self.addr), name)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 
     pub fn status(&self, path: &str) -> u16 {

@@ -73,6 +73,9 @@ fn ranges_etags_and_deletes() {
     let r = client().get(&url).header(header::RANGE, "bytes=1000-").send().unwrap();
     assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */1000");
     assert_eq!(error_code(r), (416, "range_not_satisfiable".into()));
+    // A start past 2^64 is still past the end.
+    let r = client().get(&url).header(header::RANGE, "bytes=99999999999999999999-").send().unwrap();
+    assert_eq!(error_code(r), (416, "range_not_satisfiable".into()));
     let r = client().get(&url).header(header::RANGE, "bytes=0-1,5-6").send().unwrap();
     assert_eq!(
         (r.status().as_u16(), r.bytes().unwrap().len()),
@@ -82,6 +85,14 @@ fn ranges_etags_and_deletes() {
 
     let etag = format!("\"{}\"", sha256_hex(&data));
     let r = client().get(&url).header(header::IF_NONE_MATCH, &etag).send().unwrap();
+    assert_eq!(r.status(), 304);
+    // RFC 9110 13.2.2: If-None-Match is evaluated before Range.
+    let r = client()
+        .get(&url)
+        .header(header::IF_NONE_MATCH, &etag)
+        .header(header::RANGE, "bytes=5000-")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 304);
     let r = client().get(&url).header(header::IF_NONE_MATCH, "\"other\"").send().unwrap();
     assert_eq!(r.status(), 200);

@@ -101,6 +101,25 @@ fn malformed_multipart_is_a_400_and_stores_nothing() {
         let (status, code) = error_code(r);
         assert_eq!(status, 400, "{content_type} {:?}: {code}", String::from_utf8_lossy(body));
     }
+    // Headers past actix-multipart's buffer: a 400 naming that limit, not the request limit.
+    for (what, headers) in [
+        ("a 100 KB filename", format!("filename=\"{}\"\r\n", "n".repeat(100_000))),
+        ("10 000 header lines", "filename=\"a\"\r\nX-A: b\r\n".repeat(10_000)),
+    ] {
+        let body = format!(
+            "--abc\r\nContent-Disposition: form-data; name=\"file\"; {headers}\r\ndata\r\n--abc--\r\n"
+        );
+        let r = client()
+            .post(server.url("/files"))
+            .header("content-type", "multipart/form-data; boundary=abc")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+        let body: Value = r.json().unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("exceed the limit of 65536 bytes"), "{what}: {body}");
+    }
     let r = client()
         .post(server.url("/files"))
         .header("content-type", "application/json")

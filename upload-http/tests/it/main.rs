@@ -6,5 +6,6 @@ mod common;
 mod compute;
 mod files;
 mod handlers;
+mod hostile;
 mod limits;
 mod s3;
