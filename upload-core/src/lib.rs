@@ -59,4 +59,6 @@ pub use id::ObjectId;
 pub use info::{ByteRange, DEFAULT_CONTENT_TYPE, FileInfo, Page, PutOptions, parse_sha256_hex};
 pub use name::FileName;
 pub use s3::S3Config;
-pub use storage::{LocalConfig, Object, ObjectBody, Storage, StorageConfig, WRITE_CHUNK};
+pub use storage::{
+    LEFTOVER_AGE, LocalConfig, Object, ObjectBody, SWEEP_EVERY, Storage, StorageConfig, WRITE_CHUNK,
+};

@@ -3,6 +3,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -98,6 +99,11 @@ impl std::fmt::Debug for Object {
         f.debug_struct("Object").field("info", &self.info).field("range", &self.range).finish()
     }
 }
+
+/// How often [`Storage::maintain`] sweeps a shared store.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// The age past which no live upload can have left a leftover behind.
+pub const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// The store: cheap to clone, shared by every request.
 ///
@@ -258,10 +264,28 @@ impl Storage {
     ///
     /// # Errors
     /// [`Error::Unavailable`] if the store cannot be reached.
-    pub async fn sweep(&self, older_than: std::time::Duration) -> Result<usize> {
+    pub async fn sweep(&self, older_than: Duration) -> Result<usize> {
         match &*self.backend {
             Backend::Local(_) => Ok(0),
             Backend::S3(store) => store.sweep(older_than).await,
+        }
+    }
+
+    /// Sweeps (see [`sweep`](Self::sweep)) every [`SWEEP_EVERY`] what is
+    /// older than [`LEFTOVER_AGE`], logging what it removed or could not,
+    /// until the future is dropped: what a long-running service spawns
+    /// once. A no-op loop on the local backend, which sweeps when it opens.
+    pub async fn maintain(self) {
+        if matches!(*self.backend, Backend::Local(_)) {
+            return;
+        }
+        loop {
+            match self.sweep(LEFTOVER_AGE).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("removed {n} leftovers of interrupted uploads"),
+                Err(e) => log::warn!("could not sweep leftovers of interrupted uploads: {e}"),
+            }
+            tokio::time::sleep(SWEEP_EVERY).await;
         }
     }
 

@@ -6,7 +6,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::body::Cutoff;
 
@@ -139,8 +139,23 @@ impl ResponseError for ApiError {
         if let Self::RangeNotSatisfiable { size } = self {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
         }
-        response.json(json!({ "error": { "code": code, "message": self.to_string() } }))
+        response.json(ErrorBody { error: ErrorDetail { code, message: self.to_string() } })
     }
+}
+
+/// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorDetail {
+    /// snake_case, one per row of the status table.
+    pub(crate) code: &'static str,
+    /// For people: what was wrong, naming limits and values.
+    pub(crate) message: String,
 }
 
 /// What went wrong with a request body, classified where actix's own

@@ -33,7 +33,7 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server>
             let shutdown = shutdown.clone();
             let limits = state.settings.limits;
             let expect = fn_service(move |req: Request| {
-                let refused = crate::files::check_upload_length(
+                let refused = crate::routes::files::check_upload_length(
                     req.method(),
                     req.path(),
                     req.headers(),
@@ -58,4 +58,24 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server>
                 .tcp()
         })?
         .run())
+}
+
+/// Raises the soft limit of open files to the hard one: each connection
+/// that uploads or downloads holds a socket and a file, and the usual soft
+/// limit (1024) would turn a few hundred slow clients into EMFILE for all.
+pub(crate) fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
 }

@@ -12,13 +12,18 @@ use actix_web::http::header::{
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use upload_core::{ByteRange, FileInfo, FileName, ObjectId, PutOptions};
 
-use crate::AppState;
 use crate::error::{ApiError, BodyError};
 use crate::settings::Limits;
+use crate::state::AppState;
+
+/// The body of a multipart upload's 201: every file stored, in part order.
+#[derive(Debug, Serialize)]
+pub(crate) struct Stored {
+    pub(crate) files: Vec<FileInfo>,
+}
 
 /// `POST /files` and `POST /`: every part with a filename is streamed to storage.
 pub(crate) async fn upload_multipart(
@@ -74,7 +79,7 @@ pub(crate) async fn upload_multipart(
     if stored.is_empty() {
         return Err(ApiError::bad_request("no_file", "the request has no part with a filename"));
     }
-    Ok(HttpResponse::Created().json(json!({ "files": stored.keep() })))
+    Ok(HttpResponse::Created().json(Stored { files: stored.keep() }))
 }
 
 /// `PUT /files/{filename}`: the raw body is the file.

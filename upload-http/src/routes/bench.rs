@@ -1,23 +1,32 @@
-//! The endpoints of the original benchmark (`/wait`, `/asyncwait`, `/fib`) and operations.
+//! The endpoints of the original benchmark: `/wait` (a blocking sleep),
+//! `/asyncwait` (a timer) and `/fib/{n}` (CPU work on the compute pool).
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 const MAX_WAIT: f64 = 60.0;
 
 /// The body of `/wait` and `/asyncwait`.
-#[derive(Serialize)]
-struct Waited {
-    duration: f64,
+#[derive(Debug, Serialize)]
+pub(crate) struct Waited {
+    /// The seconds slept.
+    pub(crate) duration: f64,
+}
+
+/// The body of `/fib/{n}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Fib {
+    /// The argument.
+    pub(crate) n: u32,
+    /// The `n`th Fibonacci number, computed naively.
+    pub(crate) fib: u64,
 }
 
 /// The `duration` of a query string: read by hand, as this is the cheapest
@@ -89,41 +98,7 @@ pub(crate) async fn fib(
         .fib(n, Some(state.settings.compute.timeout))
         .await
         .map_err(ApiError::from_compute)?;
-    Ok(HttpResponse::Ok().json(json!({ "n": n, "fib": value })))
-}
-
-/// `GET /healthz`: the process is up.
-pub(crate) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
-}
-
-/// `GET /readyz`: storage accepts writes.
-pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.storage.check_ready().await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
-        Err(upload_core::Error::StorageFull) => Err(ApiError::StorageFull),
-        Err(e) => {
-            log::warn!("not ready: {e}");
-            Err(ApiError::Unavailable)
-        }
-    }
-}
-
-/// `GET /metrics`: Prometheus text format.
-pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
-        .body(state.metrics.render())
-}
-
-/// Any path without a route.
-pub(crate) async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NoRoute(req.path().chars().take(200).collect()))
-}
-
-/// A known path with a method it does not take.
-pub(crate) async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+    Ok(HttpResponse::Ok().json(Fib { n, fib: value }))
 }
 
 #[cfg(test)]

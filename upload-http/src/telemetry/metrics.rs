@@ -1,21 +1,12 @@
-//! One middleware for every request: `X-Process-Time`, Prometheus metrics
-//! and the access log, kept cheap enough not to show in throughput.
+//! The Prometheus metrics: request counts and latencies kept per worker
+//! and summed when scraped, the service's gauges, and the exposition.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::future::{Ready, ready};
-use std::io::Write;
-use std::net::IpAddr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::{Method, Version};
-use futures_util::future::LocalBoxFuture;
+use actix_web::http::Method;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Encoder, IntCounter, IntGauge, Registry};
@@ -24,7 +15,7 @@ use prometheus::{Encoder, IntCounter, IntGauge, Registry};
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: RequestMetrics,
+    pub(super) requests: RequestMetrics,
     /// Request body bytes received by upload endpoints.
     pub(crate) bytes_received: IntCounter,
     uploads_in_flight: IntGauge,
@@ -111,7 +102,7 @@ const LATENCY_BOUNDS: [f64; 15] =
 /// several atomic operations on cache lines that both cores write, a
 /// measurable share of the cheapest endpoints.
 #[derive(Clone, Debug)]
-struct RequestMetrics(Arc<AllSeries>);
+pub(super) struct RequestMetrics(Arc<AllSeries>);
 
 #[derive(Debug)]
 struct AllSeries {
@@ -120,16 +111,16 @@ struct AllSeries {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Labels {
-    route: String,
-    method: &'static str,
-    status: u16,
+pub(super) struct Labels {
+    pub(super) route: String,
+    pub(super) method: &'static str,
+    pub(super) status: u16,
 }
 
 /// One worker's requests with the same labels. Only that worker's thread
 /// writes it, so updates are plain loads and stores, no locked instruction.
 #[derive(Debug, Default)]
-struct Series {
+pub(super) struct Series {
     /// Requests by latency bucket; the last one is above every bound.
     buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
     sum_nanos: AtomicU64,
@@ -137,7 +128,7 @@ struct Series {
 
 impl Series {
     /// Counts one request; called only by the thread that owns the series.
-    fn observe(&self, elapsed: Duration) {
+    pub(super) fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let bucket = LATENCY_BOUNDS.partition_point(|&bound| bound < secs);
         let add = |counter: &AtomicU64, n: u64| {
@@ -174,7 +165,7 @@ impl Default for RequestMetrics {
 
 impl RequestMetrics {
     /// A new series for the calling worker.
-    fn series(&self, labels: Labels) -> Arc<Series> {
+    pub(super) fn series(&self, labels: Labels) -> Arc<Series> {
         let series = Arc::new(Series::default());
         let mut all = self.0.series.lock().unwrap_or_else(PoisonError::into_inner);
         all.push((labels, Arc::clone(&series)));
@@ -273,47 +264,11 @@ impl Drop for InFlight {
     }
 }
 
-/// The middleware factory.
-pub(crate) struct Telemetry(pub(crate) Arc<Metrics>);
-
-impl<S, B> Transform<S, ServiceRequest> for Telemetry
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Transform = TelemetryService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(TelemetryService {
-            service: Rc::new(service),
-            worker: Rc::new(Worker {
-                requests: self.0.requests.clone(),
-                series: RefCell::default(),
-                access_log: log::log_enabled!(target: "access", log::Level::Info),
-            }),
-        }))
-    }
-}
-
-pub(crate) struct TelemetryService<S> {
-    service: Rc<S>,
-    /// Per worker, and behind an `Rc`: a request touches nothing the other
-    /// workers write, not even a reference count.
-    worker: Rc<Worker>,
-}
-
-/// One worker's series: route -> (method, status) -> series.
-type WorkerSeries = HashMap<String, HashMap<(&'static str, u16), Arc<Series>>>;
-
 /// The `method` label: the standard methods by name, any other as `other`, so
 /// a client choosing methods cannot grow the series (and memory) without bound.
 /// Every other label is bounded too: routes are the app's resource names or
 /// `unmatched`, statuses are the ones the service answers with.
-fn method_label(method: &Method) -> &'static str {
+pub(super) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
@@ -328,148 +283,9 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// One worker's part of the telemetry.
-struct Worker {
-    /// Where a new series is registered.
-    requests: RequestMetrics,
-    series: RefCell<WorkerSeries>,
-    /// Whether access lines are written (the log filter is fixed once logging starts).
-    access_log: bool,
-}
-
-static PROCESS_TIME: HeaderName = HeaderName::from_static("x-process-time");
-
-/// A duration shown as seconds with six decimals, formatted from whole
-/// microseconds without `fmt`: `{:.6}` of an `f64` costs more than the rest
-/// of a request's telemetry.
-struct Seconds(Duration);
-
-impl Seconds {
-    /// Writes `12.000345` into `out`; returns the length.
-    fn write_to(&self, out: &mut [u8; 32]) -> usize {
-        let micros = self.0.as_micros();
-        // 32 bytes hold any u64 number of seconds (20 digits), a dot and 6 digits.
-        let mut digits = itoa::Buffer::new();
-        let whole = digits.format(micros / 1_000_000).as_bytes();
-        out[..whole.len()].copy_from_slice(whole);
-        out[whole.len()] = b'.';
-        let mut fraction = micros % 1_000_000;
-        for digit in out[whole.len() + 1..whole.len() + 7].iter_mut().rev() {
-            *digit = b'0' + (fraction % 10) as u8;
-            fraction /= 10;
-        }
-        whole.len() + 7
-    }
-}
-
-/// Appends the access-log message of a request to `out`:
-/// `127.0.0.1 "GET /path?query HTTP/1.1" 200 0.000012`. Written by hand,
-/// as `fmt` is most of the access log's cost per request.
-fn write_access_line(out: &mut Vec<u8>, req: &actix_web::HttpRequest, status: u16, secs: &[u8]) {
-    let mut digits = itoa::Buffer::new();
-    match req.peer_addr().map(|a| a.ip()) {
-        Some(IpAddr::V4(ip)) => {
-            for (i, octet) in ip.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(digits.format(octet).as_bytes());
-            }
-        }
-        Some(ip) => {
-            let _ = write!(out, "{ip}");
-        }
-        None => out.push(b'-'),
-    }
-    out.extend_from_slice(b" \"");
-    out.extend_from_slice(req.method().as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(req.uri().path_and_query().map_or("/", |p| p.as_str()).as_bytes());
-    out.extend_from_slice(match req.version() {
-        Version::HTTP_09 => b" HTTP/0.9\" ",
-        Version::HTTP_10 => b" HTTP/1.0\" ",
-        Version::HTTP_2 => b" HTTP/2.0\" ",
-        Version::HTTP_3 => b" HTTP/3.0\" ",
-        _ => b" HTTP/1.1\" ",
-    });
-    out.extend_from_slice(digits.format(status).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(secs);
-}
-
-impl<S, B> Service<ServiceRequest> for TelemetryService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let start = Instant::now();
-        let worker = Rc::clone(&self.worker);
-        let fut = self.service.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
-            let elapsed = Seconds(start.elapsed());
-            let mut text = [0u8; 32];
-            let len = elapsed.write_to(&mut text);
-            if let Ok(value) = HeaderValue::from_bytes(&text[..len]) {
-                res.headers_mut().insert(PROCESS_TIME.clone(), value);
-            }
-            let req = res.request();
-            let route = req.match_name().unwrap_or("unmatched");
-            let status = res.status();
-            {
-                let mut series = worker.series.borrow_mut();
-                let by_route = match series.get_mut(route) {
-                    Some(by_route) => by_route,
-                    None => series.entry(route.to_owned()).or_default(),
-                };
-                let method = method_label(req.method());
-                by_route
-                    .entry((method, status.as_u16()))
-                    .or_insert_with(|| {
-                        worker.requests.series(Labels {
-                            route: route.to_owned(),
-                            method,
-                            status: status.as_u16(),
-                        })
-                    })
-                    .observe(elapsed.0);
-            }
-            if worker.access_log {
-                crate::log_writer::access(|out| {
-                    write_access_line(out, req, status.as_u16(), &text[..len]);
-                });
-            }
-            Ok(res)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    #[test]
-    fn seconds_have_six_decimals() {
-        for (d, text) in [
-            (Duration::ZERO, "0.000000"),
-            (Duration::from_nanos(1_999), "0.000001"),
-            (Duration::from_micros(12_000_345), "12.000345"),
-            (Duration::from_secs(u64::MAX), "18446744073709551615.000000"),
-        ] {
-            let mut out = [0u8; 32];
-            let len = Seconds(d).write_to(&mut out);
-            assert_eq!(std::str::from_utf8(&out[..len]), Ok(text));
-        }
-    }
 
     #[test]
     fn series_of_every_worker_are_summed_when_scraped() {
@@ -503,21 +319,10 @@ mod tests {
     }
 
     #[test]
-    fn access_lines_name_peer_request_status_and_time() {
-        let req = actix_web::test::TestRequest::get()
-            .uri("/files?limit=2&after=x")
-            .peer_addr("10.0.0.7:4000".parse().unwrap())
-            .version(Version::HTTP_10)
-            .to_http_request();
-        let mut out = Vec::new();
-        write_access_line(&mut out, &req, 404, b"0.000012");
-        assert_eq!(out, b"10.0.0.7 \"GET /files?limit=2&after=x HTTP/1.0\" 404 0.000012");
-        let req = actix_web::test::TestRequest::delete()
-            .uri("/files/1")
-            .peer_addr("[::1]:4000".parse().unwrap())
-            .to_http_request();
-        out.clear();
-        write_access_line(&mut out, &req, 204, b"1.000000");
-        assert_eq!(out, b"::1 \"DELETE /files/1 HTTP/1.1\" 204 1.000000");
+    fn methods_outside_the_standard_ones_are_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for odd in ["M123", "get", "BREW"] {
+            assert_eq!(method_label(&Method::from_bytes(odd.as_bytes()).unwrap()), "other");
+        }
     }
 }

@@ -1,0 +1,51 @@
+//! Operations: liveness, readiness, metrics, and what `GET /` says.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The body of `/healthz` (`ok`) and `/readyz` (`ready`).
+#[derive(Debug, Serialize)]
+pub(crate) struct Health {
+    /// `ok` or `ready`.
+    pub(crate) status: &'static str,
+}
+
+/// The body of `GET /`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ServiceInfo {
+    /// Always `fastupload`.
+    pub(crate) service: &'static str,
+}
+
+/// `GET /`: which service this is.
+pub(crate) async fn service_info() -> HttpResponse {
+    HttpResponse::Ok().json(ServiceInfo { service: "fastupload" })
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// `GET /readyz`: storage accepts writes.
+pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.storage.check_ready().await {
+        Ok(()) => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
+        Err(upload_core::Error::StorageFull) => Err(ApiError::StorageFull),
+        Err(e) => {
+            log::warn!("not ready: {e}");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
+        .body(state.metrics.render())
+}
