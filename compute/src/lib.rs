@@ -29,10 +29,12 @@
 //! jobs use only CPU time that the rest of the process leaves idle.
 //! Works with any executor: the pool needs no Tokio runtime.
 
+mod cancel;
 mod error;
 mod fib;
 mod pool;
 
+pub use cancel::CancelToken;
 pub use error::Error;
 pub use fib::{FIB_MAX_N, fib, fib_parallel};
-pub use pool::{Builder, CancelToken, ComputePool, Priority, Stats};
+pub use pool::{Builder, ComputePool, Priority, Stats};

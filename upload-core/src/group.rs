@@ -2,13 +2,10 @@
 //! multipart request), and the background deletions that take back a group
 //! whose owner vanished.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
-
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::{BoxError, FileInfo, ObjectId, PutOptions, Result, Storage};
+use crate::{BoxError, FileInfo, PutOptions, Result, Storage};
 
 /// Objects put one after another that must all stay, or none.
 ///
@@ -21,13 +18,13 @@ use crate::{BoxError, FileInfo, ObjectId, PutOptions, Result, Storage};
 /// ```
 /// # use bytes::Bytes;
 /// # use futures_util::stream;
-/// # use upload_core::{LocalConfig, PutOptions, Storage, StorageConfig};
+/// # use upload_core::{LocalConfig, PutGroup, PutOptions, Storage, StorageConfig};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let dir = tempfile::tempdir()?;
 /// let storage = Storage::open(&StorageConfig::Local(LocalConfig::new(dir.path()))).await?;
 /// let body = || stream::iter([Ok::<_, std::io::Error>(Bytes::from("part"))]);
-/// let mut group = storage.group();
+/// let mut group = PutGroup::new(&storage);
 /// group.put(body(), PutOptions::default()).await?;
 /// group.put(body(), PutOptions::default()).await?;
 /// drop(group); // a later part failed: neither is kept
@@ -43,7 +40,10 @@ pub struct PutGroup {
 }
 
 impl PutGroup {
-    pub(crate) fn new(storage: Storage) -> Self {
+    /// An empty group on `storage`.
+    #[must_use]
+    pub fn new(storage: &Storage) -> Self {
+        let storage = storage.clone();
         Self { storage, stored: Vec::new() }
     }
 
@@ -91,48 +91,6 @@ impl Drop for PutGroup {
         if !self.stored.is_empty() {
             let ids = self.stored.drain(..).map(|info| info.id).collect();
             self.storage.delete_in_background(ids);
-        }
-    }
-}
-
-/// Deletions that outlive whoever asked for them.
-#[derive(Debug, Default)]
-pub(crate) struct Background(Mutex<Vec<JoinHandle<()>>>);
-
-impl Background {
-    /// Deletes `ids` on a thread with a runtime of its own: the caller's may
-    /// be shutting down, which is why the group was dropped.
-    pub(crate) fn delete(&self, storage: Storage, ids: Vec<ObjectId>) {
-        let work = move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => return log::error!("cannot take back {ids:?}: {e}"),
-            };
-            runtime.block_on(async {
-                for id in &ids {
-                    match storage.delete(id).await {
-                        Ok(()) | Err(crate::Error::NotFound(_)) => {}
-                        Err(e) => log::warn!("could not take back {id} of a dropped group: {e}"),
-                    }
-                }
-            });
-        };
-        let mut threads = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        threads.retain(|thread| !thread.is_finished());
-        match std::thread::Builder::new().name("rollback".into()).spawn(work) {
-            Ok(thread) => threads.push(thread),
-            Err(e) => log::error!("cannot start a thread to take back a dropped group: {e}"),
-        }
-    }
-
-    /// Waits for every deletion started so far.
-    pub(crate) async fn settle(self: &Arc<Self>) {
-        let threads = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
-        if !threads.is_empty() {
-            let _ = tokio::task::spawn_blocking(move || {
-                threads.into_iter().for_each(|thread| drop(thread.join()));
-            })
-            .await;
         }
     }
 }

@@ -42,6 +42,8 @@
 //! All operations need a Tokio runtime: file I/O runs on its blocking pool,
 //! never on the caller's executor thread.
 
+mod backend;
+mod background;
 mod damaged;
 mod error;
 mod group;
@@ -53,12 +55,12 @@ mod offload;
 mod s3;
 mod storage;
 
+pub use backend::{Object, ObjectBody, WRITE_CHUNK};
 pub use error::{BoxError, Error, Result};
 pub use group::PutGroup;
 pub use id::ObjectId;
 pub use info::{ByteRange, DEFAULT_CONTENT_TYPE, FileInfo, Page, PutOptions, parse_sha256_hex};
+pub use local::LocalConfig;
 pub use name::FileName;
 pub use s3::S3Config;
-pub use storage::{
-    LEFTOVER_AGE, LocalConfig, Object, ObjectBody, SWEEP_EVERY, Storage, StorageConfig, WRITE_CHUNK,
-};
+pub use storage::{LEFTOVER_AGE, SWEEP_EVERY, Storage, StorageConfig};

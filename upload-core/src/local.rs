@@ -25,12 +25,53 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
+use crate::backend::{Batch, Object, Sink};
 use crate::offload::{Worker, blocking};
-use crate::storage::{Batch, Object, Sink};
-use crate::{ByteRange, Error, FileInfo, LocalConfig, ObjectId, Page, Result};
+use crate::{ByteRange, Error, FileInfo, ObjectId, Page, Result};
+
+/// Settings of the local-disk backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// The directory that holds everything; created if missing (default `./data`).
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    /// Make every object durable (fsync of data, metadata and directories)
+    /// before reporting it stored. Turning it off trades crash safety for speed.
+    #[serde(default = "default_fsync")]
+    pub fsync: bool,
+    /// Write the data of bodies past 64 MiB with direct I/O (`O_DIRECT`),
+    /// where the file system takes it (else through the page cache, as
+    /// smaller bodies always are). Direct writes skip the kernel's copy into
+    /// the page cache, the largest CPU cost of storing a large body; its data
+    /// then reaches the device before the upload returns, so turn this off
+    /// where the device is much slower than memory and `fsync` is off.
+    #[serde(default = "default_direct_io")]
+    pub direct_io: bool,
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+fn default_fsync() -> bool {
+    true
+}
+
+fn default_direct_io() -> bool {
+    true
+}
+
+impl LocalConfig {
+    /// Durable local storage under `root`, with direct I/O where it is available.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into(), fsync: true, direct_io: true }
+    }
+}
 
 const OBJECTS: &str = "objects";
 const TMP: &str = "tmp";
@@ -205,7 +246,7 @@ impl LocalStore {
 }
 
 /// The free space `/readyz` asks for: what two upload batches need.
-const READY_MIN_FREE: u64 = 2 * crate::WRITE_CHUNK as u64;
+const READY_MIN_FREE: u64 = 2 * crate::backend::WRITE_CHUNK as u64;
 
 /// Bytes free for unprivileged users on the file system of `dir`.
 #[allow(clippy::useless_conversion, reason = "the fields are 32 bits wide on some targets")]

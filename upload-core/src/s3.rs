@@ -26,8 +26,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinSet;
 
-use crate::storage::{Batch, Sink};
-use crate::{ByteRange, Error, FileInfo, Object, ObjectId, Page, Result};
+use crate::backend::{Batch, Object, Sink};
+use crate::{ByteRange, Error, FileInfo, ObjectId, Page, Result};
 
 /// S3 refuses parts below 5 MiB (except the last).
 const MIN_PART_SIZE: u64 = 5 << 20;

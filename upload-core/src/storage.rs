@@ -1,7 +1,4 @@
-use std::io;
-use std::ops::Range;
-use std::path::PathBuf;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,23 +8,18 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::backend::{Batch, Object, Sink, WRITE_CHUNK};
+use crate::background::Background;
 use crate::damaged::DamagedSet;
-use crate::group::{Background, PutGroup};
-use crate::local::LocalStore;
+use crate::local::{LocalConfig, LocalStore};
 use crate::offload::Worker;
 use crate::s3::{S3Config, S3Store};
 use crate::{BoxError, ByteRange, Error, FileInfo, ObjectId, Page, PutOptions, Result};
 
-/// Bytes are handed to the backend in batches of about this size, so the
-/// disk sees few large writes whatever the size of the network's chunks.
-pub const WRITE_CHUNK: usize = 1 << 20;
 /// Chunks at least this big join a batch as they are (no copy); smaller ones
 /// are copied together first, so a batch has at most `WRITE_CHUNK / SMALL_CHUNK` pieces.
 const SMALL_CHUNK: usize = 16 * 1024;
 const MAX_PIECES: usize = 128;
-
-/// A run of consecutive chunks of the body, written with one vectored write.
-pub(crate) type Batch = Arc<[Bytes]>;
 
 /// Which backend stores the objects, as read from settings
 /// (`type = "local"`, `root = "./data"`).
@@ -39,65 +31,6 @@ pub enum StorageConfig {
     Local(LocalConfig),
     /// Objects in an S3-compatible store.
     S3(S3Config),
-}
-
-/// Settings of the local-disk backend.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalConfig {
-    /// The directory that holds everything; created if missing (default `./data`).
-    #[serde(default = "default_root")]
-    pub root: PathBuf,
-    /// Make every object durable (fsync of data, metadata and directories)
-    /// before reporting it stored. Turning it off trades crash safety for speed.
-    #[serde(default = "default_fsync")]
-    pub fsync: bool,
-    /// Write the data of bodies past 64 MiB with direct I/O (`O_DIRECT`),
-    /// where the file system takes it (else through the page cache, as
-    /// smaller bodies always are). Direct writes skip the kernel's copy into
-    /// the page cache, the largest CPU cost of storing a large body; its data
-    /// then reaches the device before the upload returns, so turn this off
-    /// where the device is much slower than memory and `fsync` is off.
-    #[serde(default = "default_direct_io")]
-    pub direct_io: bool,
-}
-
-fn default_root() -> PathBuf {
-    PathBuf::from("./data")
-}
-
-fn default_fsync() -> bool {
-    true
-}
-
-fn default_direct_io() -> bool {
-    true
-}
-
-impl LocalConfig {
-    /// Durable local storage under `root`, with direct I/O where it is available.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), fsync: true, direct_io: true }
-    }
-}
-
-/// A streaming body of an object being read.
-pub type ObjectBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
-
-/// An object opened for reading.
-pub struct Object {
-    /// Its metadata.
-    pub info: FileInfo,
-    /// The byte range `body` yields (the whole object unless a range was asked for).
-    pub range: Range<u64>,
-    /// The bytes of `range`, streamed.
-    pub body: ObjectBody,
-}
-
-impl std::fmt::Debug for Object {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Object").field("info", &self.info).field("range", &self.range).finish()
-    }
 }
 
 /// How often [`Storage::maintain`] sweeps a shared store.
@@ -121,20 +54,6 @@ enum Backend {
     S3(S3Store),
 }
 
-/// Where one upload's bytes go. The put pipeline feeds it coalesced chunks in
-/// order; dropping it before `commit` must leave nothing behind.
-pub(crate) trait Sink {
-    /// Stores the next batch. Returns as soon as it is queued, so the caller
-    /// keeps receiving while it is written.
-    async fn write(&mut self, batch: Batch) -> Result<()>;
-    /// Waits for every write and makes the bytes durable (not yet visible).
-    async fn finish(&mut self) -> Result<()>;
-    /// Makes the object visible together with its metadata.
-    async fn commit(self, info: &FileInfo) -> Result<()>;
-    /// Discards everything written, returning once nothing is left.
-    async fn abort(self);
-}
-
 impl Storage {
     /// Opens (creating if needed) the store described by `config`.
     ///
@@ -153,19 +72,30 @@ impl Storage {
         Ok(Self { backend: Arc::new(backend), background: Arc::default(), damaged: Arc::default() })
     }
 
-    /// A group of puts kept all together or not at all (see [`PutGroup`]).
-    pub fn group(&self) -> PutGroup {
-        PutGroup::new(self.clone())
-    }
-
-    /// Waits for the deletions of dropped [`PutGroup`]s: call it before the
+    /// Waits for the deletions of dropped [`PutGroup`](crate::PutGroup)s: call it before the
     /// process exits, so that none is lost.
     pub async fn settle(&self) {
         self.background.settle().await;
     }
 
+    /// Deletes `ids` on a thread with a runtime of its own: the caller's
+    /// may be shutting down, which is why it is not waiting for them.
     pub(crate) fn delete_in_background(&self, ids: Vec<ObjectId>) {
-        self.background.delete(self.clone(), ids);
+        let storage = self.clone();
+        self.background.spawn("rollback", move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => return log::error!("cannot take back {ids:?}: {e}"),
+            };
+            runtime.block_on(async {
+                for id in &ids {
+                    match storage.delete(id).await {
+                        Ok(()) | Err(Error::NotFound(_)) => {}
+                        Err(e) => log::warn!("could not take back {id} of a dropped group: {e}"),
+                    }
+                }
+            });
+        });
     }
 
     /// Streams `body` into a new object and returns what was stored.

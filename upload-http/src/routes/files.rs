@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use upload_core::{ByteRange, FileInfo, FileName, ObjectId, PutOptions};
+use upload_core::{ByteRange, FileInfo, FileName, ObjectId, PutGroup, PutOptions};
 
 use crate::error::{ApiError, BodyError};
 use crate::settings::Limits;
@@ -44,7 +44,7 @@ pub(crate) async fn upload_multipart(
     let mut multipart = Multipart::new(req.headers(), body);
     // All or nothing, whatever ends the request: dropped with this future
     // (client gone, shutdown), the group takes its files back.
-    let mut stored = state.storage.group();
+    let mut stored = PutGroup::new(&state.storage);
     let result = async {
         while let Some(field) = multipart.next().await {
             let field =
