@@ -25,7 +25,7 @@ pub struct FileInfo {
 }
 
 /// The media type stored when the client gives none.
-pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// What the caller knows about an upload before its bytes arrive.
 #[derive(Clone, Debug, Default)]
@@ -104,7 +104,7 @@ pub struct Page {
 
 /// Parses a SHA-256 digest written as 64 hex digits; `None` if it is not one.
 #[must_use]
-pub fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)

@@ -38,7 +38,7 @@ pub use log_writer::{BackgroundWriter, BackgroundWriterGuard, write_access_log_t
 pub use probe::probe;
 pub use serve::server;
 pub use settings::{
-    BenchSettings, ComputeSettings, Limits, RawBench, RawCompute, RawLimits, RawServer,
+    BenchSettings, ComputeSettings, Limits, Nice, RawBench, RawCompute, RawLimits, RawServer,
     RawSettings, ServerSettings, Settings, SettingsError, Size, Span,
 };
 pub use state::{AppState, StartError};

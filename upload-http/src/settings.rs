@@ -62,44 +62,56 @@ pub struct RawSettings {
 /// `[server]` as read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawServer {
+    /// `server.host`: the address to bind.
     pub host: String,
+    /// `server.port`: 0 picks a free one.
     pub port: u16,
+    /// `server.workers`: HTTP worker threads.
     pub workers: usize,
+    /// `server.shutdown_timeout`: how long in-flight requests may finish after SIGTERM.
     pub shutdown_timeout: Span,
+    /// `server.read_timeout`: the longest silence mid-body.
     pub read_timeout: Span,
+    /// `server.min_body_rate`: bytes per second, measured over each read timeout; 0: none.
     pub min_body_rate: Size,
+    /// `server.max_connections`: open connections in all.
     pub max_connections: usize,
 }
 
 /// `[limits]` as read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawLimits {
+    /// `limits.max_file_size`: per file.
     pub max_file_size: Size,
+    /// `limits.max_request_size`: per request body.
     pub max_request_size: Size,
+    /// `limits.max_files_per_request`: files of one multipart request.
     pub max_files_per_request: usize,
 }
 
 /// `[compute]` as read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawCompute {
+    /// `compute.threads`: the pool's threads.
     pub threads: usize,
+    /// `compute.max_jobs`: jobs running or queued before new ones are refused.
     pub max_jobs: usize,
+    /// `compute.max_n`: the largest n of `/fib/{n}`.
     pub max_n: u32,
+    /// `compute.timeout`: a job running longer is stopped.
     pub timeout: Span,
+    /// `compute.nice`: `idle` or a niceness.
     pub nice: Nice,
 }
 
 /// `[bench]` as read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawBench {
+    /// `bench.max_waits`: `/wait` sleeps at once.
     pub max_waits: usize,
 }
 

@@ -1,4 +1,7 @@
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -104,6 +107,10 @@ impl TestStore {
         let config = match backend {
             Backend::Local => config(dir.path(), true),
             Backend::S3 => StorageConfig::S3(S3Config {
+                endpoint: Some(s3_env("AWS_ENDPOINT_URL")),
+                region: Some(s3_env("AWS_REGION")),
+                access_key_id: Some(s3_env("AWS_ACCESS_KEY_ID")),
+                secret_access_key: Some(s3_env("AWS_SECRET_ACCESS_KEY")),
                 part_size: bytesize::ByteSize::b(PART as u64),
                 concurrency: 2,
                 prefix: prefix.clone(),
@@ -173,17 +180,75 @@ macro_rules! on_both_backends {
             }
             #[tokio::test(flavor = "multi_thread")]
             async fn s3() {
-                super::$name(crate::common::Backend::S3).await
+                if crate::common::s3_configured() {
+                    super::$name(crate::common::Backend::S3).await
+                }
             }
         }
     )*};
 }
 pub(crate) use on_both_backends;
 
+/// The variables that name the test store.
+const S3_VARS: [&str; 5] =
+    ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_BUCKET"];
+
+/// The test store's settings: the environment (`scripts/test.sh` exports
+/// them), else the env file `scripts/garage-dev.sh start` leaves in
+/// `target/garage-dev/env`, if its node answers.
+fn s3_settings() -> Option<&'static HashMap<&'static str, String>> {
+    static SETTINGS: OnceLock<Option<HashMap<&'static str, String>>> = OnceLock::new();
+    SETTINGS
+        .get_or_init(|| {
+            let from_env: HashMap<_, _> =
+                S3_VARS.iter().filter_map(|&v| Some((v, std::env::var(v).ok()?))).collect();
+            if from_env.len() == S3_VARS.len() {
+                return Some(from_env);
+            }
+            let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/garage-dev/env");
+            let text = std::fs::read_to_string(file).ok()?;
+            let from_file: HashMap<_, _> = text
+                .lines()
+                .filter_map(|line| {
+                    let (key, value) = line.strip_prefix("export ")?.split_once('=')?;
+                    let var = S3_VARS.iter().find(|&&v| v == key)?;
+                    Some((*var, value.trim_matches('\'').to_owned()))
+                })
+                .collect();
+            let endpoint = from_file.get("AWS_ENDPOINT_URL")?;
+            let addr = endpoint.strip_prefix("http://")?.trim_end_matches('/');
+            let answers = std::net::TcpStream::connect(addr).is_ok();
+            (from_file.len() == S3_VARS.len() && answers).then_some(from_file)
+        })
+        .as_ref()
+}
+
+/// Whether the S3 tests can run. Without a store they are skipped, said
+/// once on stderr; with `FASTUPLOAD_REQUIRE_S3=1` (as `scripts/test.sh`
+/// sets) a missing store fails them instead.
+pub fn s3_configured() -> bool {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if s3_settings().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("FASTUPLOAD_REQUIRE_S3").is_none_or(|v| v != "1"),
+        "FASTUPLOAD_REQUIRE_S3=1 but no S3 store is configured ({S3_VARS:?})"
+    );
+    // Not through eprintln!, which the test harness captures: one line for the whole run.
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "upload-core: S3 tests skipped (no store): run scripts/test.sh, or \
+             scripts/garage-dev.sh start, or set {}",
+            S3_VARS.join(", ")
+        );
+    });
+    false
+}
+
 fn s3_env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the tests with scripts/test.sh, which starts Garage")
-    })
+    s3_settings().and_then(|s| s.get(var).cloned()).unwrap_or_else(|| panic!("{var} is not set"))
 }
 
 /// Keys under `prefix` in the test bucket, without the prefix.

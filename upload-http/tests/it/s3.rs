@@ -23,8 +23,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new(base_port: u16) -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), base_port }
+    /// A cluster on ports free now, or `None` (the test is skipped) if no
+    /// garage binary is installed; see [`garage_installed`].
+    fn new() -> Option<Self> {
+        garage_installed()
+            .then(|| Self { dir: tempfile::tempdir().unwrap(), base_port: free_ports() })
     }
 
     fn script(&self, args: &[&str]) {
@@ -87,13 +90,61 @@ impl Drop for Cluster {
     }
 }
 
+/// Whether `garage` is on PATH or in cargo's bin directory. If not, the
+/// cluster tests are skipped, said once on stderr (garage-cluster.sh would
+/// otherwise spend 12-20 minutes building it); with `FASTUPLOAD_REQUIRE_S3=1`
+/// (as `scripts/test.sh` sets) that is a failure instead.
+fn garage_installed() -> bool {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+        .map(|home| home.join("bin/garage"));
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("garage").is_file()));
+    if on_path || cargo_bin.is_some_and(|bin| bin.is_file()) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("FASTUPLOAD_REQUIRE_S3").is_none_or(|v| v != "1"),
+        "FASTUPLOAD_REQUIRE_S3=1 but garage is not installed"
+    );
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "upload-http: Garage cluster tests skipped (no garage binary): run scripts/test.sh, \
+             or cargo install garage --version 2.5.0 --locked"
+        );
+    });
+    false
+}
+
+/// A base port whose cluster ports (node n: base + 10(n-1) + 0, 1, 3) are
+/// all free now; the port counter keeps two tests of one run apart.
+fn free_ports() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let seed = std::process::id() as usize * 97 + now.subsec_micros() as usize;
+    loop {
+        let offset = (seed + NEXT.fetch_add(1, Ordering::Relaxed)) * 30 % 30_000;
+        let base = 20_000 + offset as u16;
+        let free = (0..3u16)
+            .flat_map(|n| [0, 1, 3].map(|p| base + 10 * n + p))
+            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if free {
+            return base;
+        }
+    }
+}
+
 fn wait_ready(service: &Service) {
     eventually(|| service.status("/readyz") == 200);
 }
 
 #[test]
 fn two_replicas_share_one_cluster() {
-    let cluster = Cluster::new(3940);
+    let Some(cluster) = Cluster::new() else { return };
     cluster.start();
     let a = Service::spawn(&cluster.service_env());
     let b = Service::spawn(&cluster.service_env());
@@ -152,7 +203,7 @@ fn two_replicas_share_one_cluster() {
 
 #[test]
 fn node_loss_and_full_outage() {
-    let cluster = Cluster::new(3970);
+    let Some(cluster) = Cluster::new() else { return };
     // The service starts with its store down, and says so.
     let mut service = Service::spawn(&cluster.service_env());
     service.assert_running();
