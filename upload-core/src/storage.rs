@@ -272,7 +272,7 @@ where
     E: Into<BoxError>,
 {
     // Hashing runs beside the backend's write, each on its own blocking thread:
-    // in series, SHA-256 (~1.4 GB/s here) would halve the rate of a fast disk.
+    // in series, SHA-256 would halve the rate of a fast disk (BENCHMARKS.md).
     let hasher = Worker::new(Sha256::new(), 2);
     let mut emit = async |batch: Batch| {
         let hashed = Arc::clone(&batch);

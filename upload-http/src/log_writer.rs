@@ -1,6 +1,6 @@
 //! Log lines gathered in a buffer and written to stderr every 100 ms, so a
-//! request never waits on a write system call: at ~100k requests/s, one
-//! write per access-log line costs a quarter of the throughput.
+//! request never waits on a write system call: on the cheapest endpoints,
+//! one write per access-log line costs much of the throughput (BENCHMARKS.md).
 
 use std::io::{self, BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ impl<W: Write> Clone for BackgroundWriter<W> {
 }
 
 /// Where the access log writes directly, bypassing `log`'s per-record
-/// formatting (which costs about a fifth of the throughput of `/asyncwait`).
+/// formatting (a large share of the cost of `/asyncwait`; BENCHMARKS.md).
 static ACCESS_LOG: OnceLock<AccessLog> = OnceLock::new();
 
 /// Access lines gather in one buffer per thread, handed to the shared writer
