@@ -12,14 +12,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
-use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer, AwsCredential};
-use object_store::client::HttpRequestBody;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AwsCredential};
 use object_store::path::Path;
 use object_store::{
-    Attribute, BackoffConfig, ClientOptions, GetOptions, GetRange, GetResult, MultipartUpload,
-    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt,
+    RetryConfig,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -28,12 +26,16 @@ use tokio::task::JoinSet;
 
 mod config;
 mod metadata;
+mod signed;
+mod sink;
 
 pub use config::S3Config;
 use config::normalize_prefix;
-use metadata::{attributes, file_info};
+use metadata::file_info;
+use signed::{Signed, unavailable};
+pub(crate) use sink::S3Sink;
 
-use crate::backend::{Batch, Object, Sink};
+use crate::backend::Object;
 use crate::{ByteRange, Error, FileInfo, ObjectId, Page, Result};
 
 /// S3 refuses parts below 5 MiB (except the last).
@@ -47,11 +49,7 @@ const LIST_HEADS: usize = 16;
 /// replaces metadata, and a bucket probe), signed with the same credentials.
 pub(crate) struct S3Store {
     store: AmazonS3,
-    http: reqwest::Client,
-    credential: AwsCredential,
-    region: String,
-    bucket_url: String,
-    bucket: String,
+    signed: Signed,
     prefix: String,
     part_size: usize,
     concurrency: usize,
@@ -59,7 +57,9 @@ pub(crate) struct S3Store {
 
 impl fmt::Debug for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Store").field("bucket_url", &self.bucket_url).finish_non_exhaustive()
+        f.debug_struct("S3Store")
+            .field("bucket_url", &self.signed.bucket_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,13 +146,11 @@ impl S3Store {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| invalid(e.to_string()))?;
+        let credential = AwsCredential { key_id, secret_key: secret, token };
+        let signed = Signed { http, credential, region, bucket_url, bucket: bucket.clone() };
         Ok(Self {
             store,
-            http,
-            credential: AwsCredential { key_id, secret_key: secret, token },
-            region,
-            bucket_url,
-            bucket: bucket.clone(),
+            signed,
             prefix,
             part_size: part_size as usize,
             concurrency: config.concurrency,
@@ -169,8 +167,13 @@ impl S3Store {
 
     pub(crate) fn begin(&self, id: ObjectId) -> S3Sink<'_> {
         S3Sink {
-            store: self,
+            store: &self.store,
+            signed: &self.signed,
             id,
+            staging: self.staging_path(&id),
+            target: self.object_path(&id),
+            part_size: self.part_size,
+            concurrency: self.concurrency,
             pending: Vec::new(),
             pending_len: 0,
             upload: None,
@@ -258,16 +261,18 @@ impl S3Store {
     /// Asks the store whether the bucket exists and the credentials may use it.
     pub(crate) async fn check_ready(&self) -> Result<()> {
         // A readiness probe must answer quickly, even when the store does not.
-        let probe = self.signed(http::Method::HEAD, "", http::HeaderMap::new());
+        let probe = self.signed.send(http::Method::HEAD, "", http::HeaderMap::new());
         let response = tokio::time::timeout(READY_TIMEOUT, probe).await.map_err(|_| {
             Error::Unavailable(format!(
                 "bucket {}: no answer within {READY_TIMEOUT:?}",
-                self.bucket
+                self.signed.bucket
             ))
         })??;
         match response.status() {
             s if s.is_success() => Ok(()),
-            s => Err(Error::Unavailable(format!("bucket {}: HEAD returned {s}", self.bucket))),
+            s => {
+                Err(Error::Unavailable(format!("bucket {}: HEAD returned {s}", self.signed.bucket)))
+            }
         }
     }
 
@@ -294,7 +299,7 @@ impl S3Store {
         }
 
         let query = format!("?uploads&prefix={}incoming/", self.prefix);
-        let response = self.signed(http::Method::GET, &query, http::HeaderMap::new()).await?;
+        let response = self.signed.send(http::Method::GET, &query, http::HeaderMap::new()).await?;
         let status = response.status();
         let body = response.text().await.map_err(unavailable)?;
         if !status.is_success() {
@@ -312,8 +317,11 @@ impl S3Store {
             }
             let id = percent_encoding::utf8_percent_encode(&upload.upload_id, QUERY_ESCAPES);
             let key = format!("{}?uploadId={id}", upload.key);
-            let status =
-                self.signed(http::Method::DELETE, &key, http::HeaderMap::new()).await?.status();
+            let status = self
+                .signed
+                .send(http::Method::DELETE, &key, http::HeaderMap::new())
+                .await?
+                .status();
             match status {
                 s if s.is_success() => aborted += 1,
                 // Another replica's sweep was first.
@@ -322,61 +330,6 @@ impl S3Store {
             }
         }
         Ok(stale.len() + aborted)
-    }
-
-    /// Server-side copy that replaces the metadata, which object_store's `copy` keeps.
-    async fn copy_with_metadata(&self, from: &Path, to: &Path, info: &FileInfo) -> Result<()> {
-        let mut headers = http::HeaderMap::new();
-        let mut insert = |name: &str, value: &str| {
-            let value = http::HeaderValue::from_str(value)
-                .map_err(|e| Error::Unavailable(format!("metadata header {name}: {e}")))?;
-            headers.insert(http::HeaderName::from_bytes(name.as_bytes()).expect("static"), value);
-            Ok::<_, Error>(())
-        };
-        insert("x-amz-copy-source", &format!("/{}/{from}", self.bucket))?;
-        insert("x-amz-metadata-directive", "REPLACE")?;
-        for (attribute, value) in &attributes(info) {
-            match attribute {
-                Attribute::ContentType => insert("content-type", value)?,
-                Attribute::Metadata(key) => insert(&format!("x-amz-meta-{key}"), value)?,
-                _ => {}
-            }
-        }
-        let response = self.signed(http::Method::PUT, to.as_ref(), headers).await?;
-        let status = response.status();
-        // CopyObject can fail after sending 200: the error is then in the body.
-        let body = response.text().await.map_err(unavailable)?;
-        if !status.is_success() || body.contains("<Error>") {
-            return Err(Error::Unavailable(format!("copying {from} to {to}: {status} {body}")));
-        }
-        Ok(())
-    }
-
-    /// Sends a SigV4-signed request with an empty body to `key` (with its
-    /// query, if any) in the bucket.
-    async fn signed(
-        &self,
-        method: http::Method,
-        key: &str,
-        headers: http::HeaderMap,
-    ) -> Result<reqwest::Response> {
-        let url = format!("{}/{key}", self.bucket_url);
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .body(HttpRequestBody::empty())
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        *request.headers_mut() = headers;
-        AwsAuthorizer::new(&self.credential, "s3", &self.region)
-            .try_authorize(&mut request, None)
-            .map_err(unavailable)?;
-        let (parts, _) = request.into_parts();
-        self.http
-            .request(parts.method, url)
-            .headers(parts.headers)
-            .send()
-            .await
-            .map_err(unavailable)
     }
 }
 
@@ -400,163 +353,6 @@ struct MultipartUploadEntry {
 const QUERY_ESCAPES: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
-fn unavailable(e: impl fmt::Display) -> Error {
-    Error::Unavailable(format!("object store: {e}"))
-}
-
-/// One upload in progress. Parts are sent by tasks of their own, so they go
-/// on while the caller waits for more of the body.
-pub(crate) struct S3Sink<'a> {
-    store: &'a S3Store,
-    id: ObjectId,
-    /// The part being filled.
-    pending: Vec<Bytes>,
-    pending_len: usize,
-    /// Started with the first full part.
-    upload: Option<Box<dyn MultipartUpload>>,
-    parts: JoinSet<object_store::Result<()>>,
-}
-
-impl fmt::Debug for S3Sink<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Sink").field("id", &self.id).finish_non_exhaustive()
-    }
-}
-
-impl S3Sink<'_> {
-    /// Sends the pending bytes as the next part, first waiting (backpressure)
-    /// while `concurrency` parts are in flight.
-    async fn send_part(&mut self) -> Result<()> {
-        if self.upload.is_none() {
-            let path = self.store.staging_path(&self.id);
-            let upload = self
-                .store
-                .store
-                .put_multipart_opts(&path, PutMultipartOptions::default())
-                .await
-                .map_err(unavailable)?;
-            self.upload = Some(upload);
-        }
-        while self.parts.len() >= self.store.concurrency {
-            self.join_one().await?;
-        }
-        let payload = self.take_part();
-        let part = self.upload.as_mut().expect("started above").put_part(payload);
-        self.parts.spawn(part);
-        Ok(())
-    }
-
-    /// The next part: exactly `part_size` bytes (or what is left), cut
-    /// from the pending chunks without copying.
-    fn take_part(&mut self) -> PutPayload {
-        let mut want = self.store.part_size.min(self.pending_len);
-        self.pending_len -= want;
-        let mut part = Vec::new();
-        let mut rest = std::mem::take(&mut self.pending).into_iter();
-        for mut piece in rest.by_ref() {
-            if piece.len() > want {
-                part.push(piece.split_to(want));
-                self.pending.push(piece);
-                break;
-            }
-            want -= piece.len();
-            part.push(piece);
-        }
-        self.pending.extend(rest);
-        part.into_iter().collect()
-    }
-
-    async fn join_one(&mut self) -> Result<()> {
-        match self.parts.join_next().await {
-            Some(Ok(result)) => result.map_err(unavailable),
-            Some(Err(join)) => Err(unavailable(join)),
-            None => Ok(()),
-        }
-    }
-
-    async fn abort_upload(&mut self) {
-        self.parts.shutdown().await;
-        if let Some(mut upload) = self.upload.take()
-            && let Err(e) = upload.abort().await
-        {
-            log::warn!("could not abort the multipart upload of {}: {e}", self.id);
-        }
-    }
-}
-
-impl Sink for S3Sink<'_> {
-    async fn write(&mut self, batch: Batch) -> Result<()> {
-        self.pending_len += batch.iter().map(Bytes::len).sum::<usize>();
-        self.pending.extend(batch.iter().cloned());
-        // Strictly more than a part: a body of exactly one part is one PUT.
-        while self.pending_len > self.store.part_size {
-            self.send_part().await?;
-        }
-        // The next part fills only beside a free slot: with it, at most
-        // `concurrency` parts are held at any time.
-        while self.parts.len() >= self.store.concurrency {
-            self.join_one().await?;
-        }
-        Ok(())
-    }
-
-    async fn finish(&mut self) -> Result<()> {
-        if self.upload.is_some() {
-            while self.pending_len > 0 {
-                self.send_part().await?;
-            }
-            while !self.parts.is_empty() {
-                self.join_one().await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn commit(mut self, info: &FileInfo) -> Result<()> {
-        let target = self.store.object_path(&self.id);
-        let Some(upload) = self.upload.as_mut() else {
-            // Small enough for one PUT, which sets the metadata directly.
-            let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
-            let opts = object_store::PutOptions::from(attributes(info));
-            self.store.store.put_opts(&target, payload, opts).await.map_err(unavailable)?;
-            return Ok(());
-        };
-        if let Err(e) = upload.complete().await {
-            self.abort_upload().await;
-            return Err(unavailable(e));
-        }
-        self.upload = None;
-        let staging = self.store.staging_path(&self.id);
-        let copied = self.store.copy_with_metadata(&staging, &target, info).await;
-        if let Err(e) = self.store.store.delete(&staging).await {
-            log::warn!("could not delete the staging object {staging}: {e}");
-        }
-        copied
-    }
-
-    async fn abort(mut self) {
-        self.abort_upload().await;
-    }
-}
-
-impl Drop for S3Sink<'_> {
-    // A dropped put (client gone, server shutting down) must not leave parts
-    // the store keeps and bills: abort the upload in the background.
-    fn drop(&mut self) {
-        if let Some(mut upload) = self.upload.take() {
-            self.parts.abort_all();
-            let id = self.id;
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Err(e) = upload.abort().await {
-                        log::warn!("could not abort the multipart upload of {id}: {e}");
-                    }
-                });
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,11 +367,14 @@ mod tests {
             _ => None,
         };
         let store = S3Store::open(&S3Config::new("uploads"), env).unwrap();
-        assert_eq!(store.bucket_url, "http://127.0.0.1:3900/uploads");
-        assert_eq!(store.region, "garage");
-        assert_eq!(store.credential.key_id, "GK1");
+        assert_eq!(store.signed.bucket_url, "http://127.0.0.1:3900/uploads");
+        assert_eq!(store.signed.region, "garage");
+        assert_eq!(store.signed.credential.key_id, "GK1");
         let hosted = S3Config { path_style: false, ..S3Config::new("b") };
-        assert_eq!(S3Store::open(&hosted, env).unwrap().bucket_url, "http://b.127.0.0.1:3900");
+        assert_eq!(
+            S3Store::open(&hosted, env).unwrap().signed.bucket_url,
+            "http://b.127.0.0.1:3900"
+        );
 
         let no_env = |_: &str| None;
         let err = S3Store::open(&S3Config::new("uploads"), no_env).unwrap_err();
