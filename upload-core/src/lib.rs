@@ -54,6 +54,7 @@ mod name;
 mod offload;
 mod s3;
 mod storage;
+pub mod units;
 
 pub use backend::{Object, ObjectBody, WRITE_CHUNK};
 pub use error::{BoxError, Error, Result};

@@ -42,10 +42,10 @@ pub struct S3Config {
     #[serde(default)]
     pub prefix: String,
     /// Time allowed to open a connection to the store.
-    #[serde(default = "default_connect_timeout", with = "duration")]
+    #[serde(default = "default_connect_timeout", with = "crate::units::duration")]
     pub connect_timeout: Duration,
     /// Time allowed for one request, and for its retries together.
-    #[serde(default = "default_request_timeout", with = "duration")]
+    #[serde(default = "default_request_timeout", with = "crate::units::duration")]
     pub request_timeout: Duration,
     /// Retries (with exponential backoff) of a request that failed in a way
     /// that makes retrying safe (connection errors, 5xx, throttling).
@@ -109,30 +109,6 @@ impl fmt::Debug for S3Config {
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
             .finish()
-    }
-}
-
-/// Durations as `"30s"`, `"1m 30s"` or a number of seconds.
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Duration::try_from_secs_f64(s).map_err(D::Error::custom),
-            Raw::Text(t) => humantime::parse_duration(&t).map_err(D::Error::custom),
-        }
     }
 }
 
