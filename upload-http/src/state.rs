@@ -39,10 +39,11 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// Opens the store and starts the compute pool.
+    /// Opens the store and starts the compute pool and the `/wait` threads.
     ///
     /// # Errors
-    /// [`StartError::Storage`] or [`StartError::Compute`].
+    /// [`StartError::Storage`], [`StartError::Compute`], or [`StartError::Io`]
+    /// if the `/wait` runtime cannot start.
     pub async fn new(settings: Settings) -> Result<Self, StartError> {
         let storage = upload_core::Storage::open(&settings.storage).await?;
         let c = &settings.compute;

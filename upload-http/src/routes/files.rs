@@ -240,7 +240,8 @@ fn truncate(text: &str) -> &str {
 }
 
 /// The 413 an upload route answers before reading anything when the
-/// client announces too much; also asked before `100 Continue` is sent.
+/// client announces too much; also asked before `100 Continue` is sent,
+/// which happens before routing: a new upload route must be added here.
 pub(crate) fn check_upload_length(
     method: &Method,
     path: &str,
