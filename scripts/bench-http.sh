@@ -59,6 +59,7 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 FILES=()
 upload_batch() {
   local mode=$1 url=$2 start
+  sync # every batch starts with no dirty pages left by the one before: repetitions compare
   start=$(now)
   for f in "${FILES[@]}"; do
     cmd=(curl -fs -o /dev/null -F "file=@$f" "$url")
@@ -148,13 +149,17 @@ for rep in $(seq "$REPS"); do
     took=$(upload_batch $mode "http://127.0.0.1:$NGINX_PORT/upload")
     T[nginx_$mode]+="$took "
     T[cpu_nginx_$mode]+="$(($(cpu_ms "$NGINX_PID") - cpu)) "
-    T[hashed_$mode]+="$(awk -v a="$took" -v b="$(hash_stored $mode "$WORK"/nginx-body/*)" 'BEGIN {print a + b}') "
+    hashed=$(hash_stored $mode "$WORK"/nginx-body/*)
+    T[sha_$mode]+="$hashed "
+    T[hashed_$mode]+="$(awk -v a="$took" -v b="$hashed" 'BEGIN {print a + b}') "
     rm -f "$WORK"/nginx-body/*
     cpu=$(cpu_ms "$NOSYNC_PID")
     T[nosync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_NOSYNC/files") "
     T[cpu_nosync_$mode]+="$(($(cpu_ms "$NOSYNC_PID") - cpu)) "
     T[sync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_SYNC/files") "
+    cpu=$(cpu_ms "$AIOHTTP_PID")
     T[aiohttp_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_AIOHTTP/files") "
+    T[cpu_aiohttp_$mode]+="$(($(cpu_ms "$AIOHTTP_PID") - cpu)) "
     T[fastapi_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_FASTAPI/") "
     rm -f "$WORK"/aiohttp-files/* "$WORK"/fastapi-files/*
   done
@@ -183,9 +188,60 @@ for ref in "hashed:nginx + openssl sha256" "aiohttp:aiohttp" "fastapi:FastAPI"; 
 done
 med_ms() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median; }
 echo "server CPU per 80 MB (ms): nginx $(med_ms cpu_nginx_parallel) parallel, $(med_ms cpu_nginx_serial) serial;" \
+  "aiohttp $(med_ms cpu_aiohttp_parallel) parallel, $(med_ms cpu_aiohttp_serial) serial;" \
   "service (fsync off) $(med_ms cpu_nosync_parallel) parallel, $(med_ms cpu_nosync_serial) serial"
 awk -v a="$(rate sync_parallel)" -v b="$(rate dd)" -v c="$(rate sync_serial)" \
   'BEGIN {printf "service (fsync on) / dd fdatasync: %.2fx parallel, %.2fx serial\n", a / b, c / b}'
+
+# --- 1b. the same four files as raw PUT bodies (curl -T) -------------------------------------------
+# raw_batch MODE URL_BASE: each file PUT to URL_BASE/fN, all at once or in turn; prints seconds.
+raw_batch() {
+  local mode=$1 base=$2 start i=0
+  sync
+  start=$(now)
+  for f in "${FILES[@]}"; do
+    i=$((i + 1))
+    cmd=(curl -fs -o /dev/null -T "$f" "$base/f$i")
+    if [[ $mode == parallel ]]; then "${cmd[@]}" & else "${cmd[@]}"; fi
+  done
+  wait
+  awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.4f\n", e - s}'
+}
+declare -A W
+for rep in $(seq "$REPS"); do
+  log "raw PUT uploads, run $rep/$REPS"
+  for mode in parallel serial; do
+    for srv in "nginx $NGINX_PID http://127.0.0.1:$NGINX_PORT/upload" \
+      "aiohttp $AIOHTTP_PID http://127.0.0.1:$P_AIOHTTP/files" \
+      "nosync $NOSYNC_PID http://127.0.0.1:$P_NOSYNC/files" "sync $SYNC_PID http://127.0.0.1:$P_SYNC/files"; do
+      read -r name pid url <<<"$srv"
+      cpu=$(cpu_ms "$pid")
+      W[${name}_$mode]+="$(raw_batch $mode "$url") "
+      W[cpu_${name}_$mode]+="$(($(cpu_ms "$pid") - cpu)) "
+      rm -rf "$WORK"/nginx-body/* "$WORK"/aiohttp-files/* "$WORK"/data-*/objects/*
+    done
+  done
+done
+wrate() { echo "${W[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", 80 / $1}'; } # MB/s
+wcpu() { echo "${W[cpu_$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.2f", $1 / 80}'; } # ms/MB
+echo
+echo "4 x 20 MB raw PUT uploads with curl -T (MB/s and server CPU ms per MB, median of $REPS)"
+printf '%-44s %10s %10s %12s %12s\n' "" parallel serial "ms/MB par" "ms/MB ser"
+for row in "nginx client_body_in_file_only (no hash):nginx" "aiohttp iter_chunked to disk (no hash):aiohttp" \
+  "service, fsync = false:nosync" "service, fsync = true (default):sync"; do
+  n=${row##*:}
+  printf '%-44s %10s %10s %12s %12s\n' "${row%%:*}" "$(wrate "${n}_parallel")" "$(wrate "${n}_serial")" \
+    "$(wcpu "${n}_parallel")" "$(wcpu "${n}_serial")"
+done
+for ref in nginx aiohttp; do
+  awk -v a="$(wrate nosync_parallel)" -v b="$(wrate ${ref}_parallel)" -v c="$(wrate nosync_serial)" \
+    -v d="$(wrate ${ref}_serial)" -v name="$ref" \
+    'BEGIN {printf "raw: service (fsync off) / %s: %.2fx parallel, %.2fx serial\n", name, a / b, c / d}'
+done
+awk -v a="$(wrate sync_parallel)" -v b="$(wrate nosync_parallel)" -v c="$(wrate sync_serial)" -v d="$(wrate nosync_serial)" \
+  'BEGIN {printf "raw: service fsync on / off: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
+sha_ms=$(echo "${T[sha_serial]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.2f", $1 * 1000 / 80}')
+echo "SHA-256 of the stored files with openssl, one at a time: $sha_ms ms/MB (wall time of one core)"
 stop "$NGINX_PID"; stop "$AIOHTTP_PID"
 
 # --- 2. memory while receiving 2 GiB ---------------------------------------------------------
