@@ -10,15 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 ROOT=$PWD
-WORK=$(mktemp -d /tmp/bench-http.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=lib/bench-common.sh
+. scripts/lib/bench-common.sh
+bench_setup bench-http
 
 # --- tools -------------------------------------------------------------------------------
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
@@ -34,13 +28,10 @@ cargo build --release -q -p upload-http --bin upload-http --example bare
 SERVICE=$ROOT/target/release/upload-http
 
 # --- helpers -----------------------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # URL: up to 10 s
   for _ in $(seq 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done
   log "not up: $1"; return 1
 }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # start_service NAME PORT [VAR=VALUE ...]: the service with its own data dir; sets SVC_PID
 start_service() {
   local name=$1 port=$2; shift 2
@@ -51,7 +42,6 @@ start_service() {
   PIDS+=("$SVC_PID")
   wait_http "http://127.0.0.1:$port/healthz"
 }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # upload_batch MODE URL: 4 files as multipart uploads, all at once or one after another; prints
 # seconds. Every server gets the same command, so the same bodies. Always called as $(...), so

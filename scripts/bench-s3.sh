@@ -21,9 +21,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-log() { printf '%s\n' "$*" >&2; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=lib/bench-common.sh
+. scripts/lib/bench-common.sh
 
 VENV=$ROOT/target/bench-venv
 [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"

@@ -13,15 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-5}
-WORK=$(mktemp -d /tmp/hostile.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=lib/bench-common.sh
+. scripts/lib/bench-common.sh
+bench_setup hostile
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 BINS=("$@")
@@ -30,9 +24,6 @@ if ((${#BINS[@]} == 0)); then
   BINS=("$PWD/target/release/upload-http")
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # start BIN ROOT [VAR=VALUE ...]: the service on a free port; sets PORT and PID
 start() {
   local bin=$1 root=$2; shift 2
@@ -45,7 +36,6 @@ start() {
   for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0; sleep 0.05; done
   log "not up: $bin"; return 1
 }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 listed() { curl -s "http://127.0.0.1:$1/files" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["files"]))'; }
 
 # Client programs, each bounded.
