@@ -51,6 +51,31 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An append did not start where the upload stands; nothing was stored.
+    #[error("the upload is at offset {offset}, not where this append starts")]
+    OffsetMismatch {
+        /// The upload's current offset: where the next append must start.
+        offset: u64,
+    },
+    /// Another append, completion or removal of this upload is in progress.
+    #[error("upload {0} is busy with another request; retry later")]
+    Locked(String),
+    /// The upload expired before it was completed; it is or will be removed.
+    #[error("upload {0} has expired")]
+    Expired(String),
+    /// An append's bytes do not match the checksum sent with them; the offset did not move.
+    #[error("the appended bytes do not match their {algorithm} checksum; they were discarded")]
+    AppendChecksumMismatch {
+        /// The algorithm's name (`sha1`, `sha256`, `md5`).
+        algorithm: &'static str,
+    },
+    /// The request does not fit the upload's state (length already set,
+    /// upload not finished, not a partial upload, ...); nothing changed.
+    #[error("{0}")]
+    InvalidUpload(String),
+    /// This backend cannot do what was asked.
+    #[error("not supported by this storage backend: {0}")]
+    Unsupported(&'static str),
     /// The device or quota is full (ENOSPC, EDQUOT); nothing was stored.
     #[error("storage is full")]
     StorageFull,

@@ -44,6 +44,7 @@
 
 mod backend;
 mod background;
+mod checksum;
 mod damaged;
 mod error;
 mod group;
@@ -52,11 +53,15 @@ mod info;
 mod local;
 mod name;
 mod offload;
+mod pipeline;
 mod s3;
+mod sha256;
+mod staged;
 mod storage;
 pub mod units;
 
 pub use backend::{Object, ObjectBody, WRITE_CHUNK};
+pub use checksum::{Checksum, ChecksumAlgorithm};
 pub use error::{BoxError, Error, Result};
 pub use group::PutGroup;
 pub use id::ObjectId;
@@ -65,4 +70,5 @@ pub(crate) use info::{DEFAULT_CONTENT_TYPE, parse_sha256_hex};
 pub use local::LocalConfig;
 pub use name::FileName;
 pub use s3::S3Config;
+pub use staged::{Append, DEFAULT_EXPIRY, NewUpload, UploadStatus};
 pub use storage::{LEFTOVER_AGE, SWEEP_EVERY, Storage, StorageConfig};

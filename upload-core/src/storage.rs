@@ -1,25 +1,18 @@
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use bytes::Bytes;
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::backend::{Batch, Object, Sink, WRITE_CHUNK};
+use crate::backend::{Object, Sink};
 use crate::background::Background;
 use crate::damaged::DamagedSet;
 use crate::local::{LocalConfig, LocalStore};
-use crate::offload::Worker;
+use crate::pipeline::{Hashes, receive};
 use crate::s3::{S3Config, S3Store};
 use crate::{BoxError, ByteRange, Error, FileInfo, ObjectId, Page, PutOptions, Result};
-
-/// Chunks at least this big join a batch as they are (no copy); smaller ones
-/// are copied together first, so a batch has at most `WRITE_CHUNK / SMALL_CHUNK` pieces.
-const SMALL_CHUNK: usize = 16 * 1024;
-const MAX_PIECES: usize = 128;
 
 /// Which backend stores the objects, as read from settings
 /// (`type = "local"`, `root = "./data"`).
@@ -43,13 +36,13 @@ pub const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Must be used from within a Tokio runtime (file I/O runs on its blocking pool).
 #[derive(Clone, Debug)]
 pub struct Storage {
-    backend: Arc<Backend>,
+    pub(crate) backend: Arc<Backend>,
     background: Arc<Background>,
     damaged: Arc<DamagedSet>,
 }
 
 #[derive(Debug)]
-enum Backend {
+pub(crate) enum Backend {
     Local(LocalStore),
     S3(S3Store),
 }
@@ -244,14 +237,22 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>>,
     E: Into<BoxError>,
 {
-    let (size, digest) = match receive(&mut sink, body, &opts).await {
+    let received = match receive(&mut sink, body, Hashes::fresh(), 0, opts.max_size, false).await {
         Ok(received) => received,
-        Err(e) => {
+        Err(cut) => {
             // Waits for the write in flight, so that on return nothing is left.
             sink.abort().await;
-            return Err(e);
+            return Err(cut.into_error());
         }
     };
+    let (size, digest) = (received.size, received.hashes.sha256.finalize());
+    if let Some(expected) = opts.expected_sha256.filter(|expected| *expected != digest) {
+        sink.abort().await;
+        return Err(Error::ChecksumMismatch {
+            expected: hex::encode(expected),
+            actual: hex::encode(digest),
+        });
+    }
     let info = FileInfo {
         id,
         filename: opts.filename.map(|name| name.as_str().to_owned()),
@@ -262,128 +263,4 @@ where
     };
     sink.commit(&info).await?;
     Ok(info)
-}
-
-/// Feeds `body` to `sink`; returns the size and SHA-256 once all of it is durable and checked.
-async fn receive<K, S, E>(sink: &mut K, body: S, opts: &PutOptions) -> Result<(u64, [u8; 32])>
-where
-    K: Sink,
-    S: Stream<Item = std::result::Result<Bytes, E>>,
-    E: Into<BoxError>,
-{
-    // Hashing runs beside the backend's write, each on its own blocking thread:
-    // in series, SHA-256 would halve the rate of a fast disk (BENCHMARKS.md).
-    let hasher = Worker::new(Sha256::new(), 2);
-    let mut emit = async |batch: Batch| {
-        let hashed = Arc::clone(&batch);
-        hasher
-            .submit(move |h| {
-                hashed.iter().for_each(|piece| h.update(piece));
-                Ok(())
-            })
-            .await?;
-        sink.write(batch).await
-    };
-    let mut body = pin!(body);
-    let mut batcher = Batcher::default();
-    let mut size: u64 = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::Body(e.into()))?;
-        size += chunk.len() as u64;
-        if let Some(limit) = opts.max_size.filter(|&limit| size > limit) {
-            return Err(Error::TooLarge { limit });
-        }
-        if let Some(batch) = batcher.push(chunk) {
-            emit(batch).await?;
-        }
-    }
-    if let Some(batch) = batcher.finish() {
-        emit(batch).await?;
-    }
-    sink.finish().await?;
-    let digest: [u8; 32] = hasher.finish().await?.finalize().into();
-    if let Some(expected) = opts.expected_sha256.filter(|expected| *expected != digest) {
-        return Err(Error::ChecksumMismatch {
-            expected: hex::encode(expected),
-            actual: hex::encode(digest),
-        });
-    }
-    Ok((size, digest))
-}
-
-/// Groups a body's chunks into batches of about [`WRITE_CHUNK`] bytes. Big
-/// chunks are kept as they are: copying every byte once more costs a
-/// noticeable share of a core at disk speed.
-#[derive(Default)]
-struct Batcher {
-    pieces: Vec<Bytes>,
-    len: usize,
-    small: BytesMut,
-}
-
-impl Batcher {
-    /// Adds a chunk; returns a batch when one is full.
-    fn push(&mut self, chunk: Bytes) -> Option<Batch> {
-        self.len += chunk.len();
-        if chunk.len() < SMALL_CHUNK {
-            self.small.extend_from_slice(&chunk);
-            if self.small.len() >= SMALL_CHUNK {
-                self.pieces.push(self.small.split().freeze());
-            }
-        } else {
-            self.flush_small();
-            self.pieces.push(chunk);
-        }
-        (self.len >= WRITE_CHUNK || self.pieces.len() >= MAX_PIECES).then(|| self.take())
-    }
-
-    /// The last, partial batch, if any bytes are left.
-    fn finish(mut self) -> Option<Batch> {
-        self.flush_small();
-        (!self.pieces.is_empty()).then(|| self.take())
-    }
-
-    fn flush_small(&mut self) {
-        if !self.small.is_empty() {
-            self.pieces.push(self.small.split().freeze());
-        }
-    }
-
-    fn take(&mut self) -> Batch {
-        self.flush_small();
-        self.len = 0;
-        std::mem::take(&mut self.pieces).into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_keep_order_and_bound_size_and_pieces() {
-        let mut batcher = Batcher::default();
-        let mut out = Vec::new();
-        let mut input = Vec::new();
-        for (i, len) in
-            [1, 100, 20_000, 5, 70_000, 3, WRITE_CHUNK + 1, 9].iter().cycle().take(400).enumerate()
-        {
-            let chunk = Bytes::from(vec![i as u8; *len]);
-            input.extend_from_slice(&chunk);
-            if let Some(batch) = batcher.push(chunk) {
-                assert!(batch.len() <= MAX_PIECES);
-                let bytes: usize = batch.iter().map(Bytes::len).sum();
-                assert!((WRITE_CHUNK..2 * WRITE_CHUNK).contains(&bytes), "{bytes}");
-                out.push(batch);
-            }
-        }
-        out.extend(batcher.finish());
-        let joined: Vec<u8> =
-            out.iter().flat_map(|b| b.iter()).flat_map(|p| p.iter().copied()).collect();
-        assert_eq!(joined, input);
-        let many_tiny = (0..MAX_PIECES * SMALL_CHUNK).try_fold(Batcher::default(), |mut b, _| {
-            b.push(Bytes::from_static(b"x")).map_or(Ok(b), Err)
-        });
-        assert!(many_tiny.is_err(), "tiny chunks are copied together, then batched");
-    }
 }

@@ -9,9 +9,14 @@ use crate::{Error, FileInfo, ObjectId, Result};
 
 pub(super) const OBJECTS: &str = "objects";
 pub(super) const TMP: &str = "tmp";
+pub(super) const UPLOADS: &str = "uploads";
 pub(super) const LOCK: &str = ".lock";
 pub(super) const DATA: &str = "data";
 pub(super) const META: &str = "meta.json";
+/// Where a resumable upload stands (see `uploads.rs`).
+pub(super) const STATE: &str = "state.json";
+/// The next state, written before it is renamed over the current one.
+pub(super) const STATE_NEXT: &str = "state.json.next";
 /// Metadata is small; a bigger file is corrupt, and is not read whole.
 pub(super) const META_MAX: u64 = 64 * 1024;
 
@@ -45,7 +50,7 @@ impl Drop for TempGuard {
 pub(super) fn remove_object_dir(dir: &Path) -> io::Result<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            for name in [DATA, META] {
+            for name in [DATA, META, STATE, STATE_NEXT] {
                 match fs::remove_file(dir.join(name)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}

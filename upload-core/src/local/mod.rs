@@ -2,7 +2,8 @@
 //!
 //! Layout under the root:
 //! - `objects/<id>/data` and `objects/<id>/meta.json`: committed objects;
-//! - `tmp/<id>/...`: uploads in progress, and objects being deleted;
+//! - `tmp/<id>/...`: one-shot uploads in progress, and objects being deleted;
+//! - `uploads/<id>/...`: resumable uploads (see `uploads.rs`), kept across restarts until they expire;
 //! - `.lock`: held (flock) by the process that owns the root.
 //!
 //! An upload is built in `tmp/<id>/` and committed by renaming that directory
@@ -28,14 +29,17 @@ mod config;
 mod direct;
 mod index;
 mod layout;
+mod uploads;
 mod write;
 
 pub use config::LocalConfig;
 use direct::{DIRECT_FROM, direct_io_works};
 use index::Index;
+pub(crate) use uploads::LocalUploads;
+
 use layout::{
-    DATA, LOCK, OBJECTS, TMP, TempGuard, create_data_file, not_found, read_meta, remove_object_dir,
-    sweep, sync_dir,
+    DATA, LOCK, OBJECTS, TMP, TempGuard, UPLOADS, create_data_file, not_found, read_meta,
+    remove_object_dir, sweep, sync_dir,
 };
 use write::{Job, LocalSink};
 
@@ -54,6 +58,8 @@ pub(crate) struct LocalStore {
     fsync: bool,
     /// Data files are written with `O_DIRECT` (asked for, and the file system takes it).
     direct: bool,
+    /// Resumable uploads.
+    uploads: LocalUploads,
     /// Held for the store's lifetime: the flock is what makes sweeping `tmp/` safe.
     _lock: File,
 }
@@ -65,6 +71,7 @@ impl LocalStore {
             let (objects, tmp) = (root.join(OBJECTS), root.join(TMP));
             fs::create_dir_all(&objects)?;
             fs::create_dir_all(&tmp)?;
+            fs::create_dir_all(root.join(UPLOADS))?;
             let lock = OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -95,9 +102,22 @@ impl LocalStore {
                     root.display()
                 );
             }
-            Ok(Self { objects, tmp, index, fsync: config.fsync, direct, _lock: lock })
+            let uploads = LocalUploads {
+                uploads: root.join(UPLOADS),
+                tmp: tmp.clone(),
+                objects: objects.clone(),
+                index: Arc::clone(&index),
+                fsync: config.fsync,
+                direct,
+                busy: Arc::default(),
+            };
+            Ok(Self { objects, tmp, index, fsync: config.fsync, direct, uploads, _lock: lock })
         })
         .await
+    }
+
+    pub(crate) fn uploads(&self) -> &LocalUploads {
+        &self.uploads
     }
 
     pub(crate) async fn begin(&self, id: ObjectId) -> Result<LocalSink> {

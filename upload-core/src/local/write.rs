@@ -103,7 +103,7 @@ impl Job {
         Ok(())
     }
 
-    fn commit(self, meta: &[u8], target: &Path, objects: &Path) -> Result<()> {
+    pub(super) fn commit(self, meta: &[u8], target: &Path, objects: &Path) -> Result<()> {
         let Job { file, fsync, mut guard, .. } = self;
         drop(file);
         let mut meta_file = File::create_new(guard.path.join(META))?;

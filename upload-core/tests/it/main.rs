@@ -6,3 +6,4 @@ mod failures;
 mod listing;
 mod names;
 mod put;
+mod resumable;

@@ -1,0 +1,313 @@
+//! Resumable uploads on local disk. `uploads/<id>/data` holds the bytes,
+//! `uploads/<id>/state.json` where the upload stands (written to a
+//! temporary name, made durable, then renamed over the old one, so a crash
+//! leaves the old state or the new, never a mix). Bytes past the saved
+//! offset are a failed append's, and are cut off by the next one.
+//!
+//! The root's lock makes this process the only writer, so an in-memory set
+//! of the uploads being worked on is enough to keep two requests from
+//! appending to one upload at once.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use time::OffsetDateTime;
+
+use super::direct::DIRECT_FROM;
+use super::index::Index;
+use super::layout::{
+    DATA, META, META_MAX, STATE, STATE_NEXT, TempGuard, create_data_file, not_found,
+    remove_object_dir, sync_dir,
+};
+use super::write::{Job, LocalSink};
+use crate::offload::{Worker, blocking};
+use crate::staged::UploadStatus;
+use crate::{Error, FileInfo, ObjectId, Result};
+
+/// The uploads in progress under one root.
+#[derive(Debug)]
+pub(crate) struct LocalUploads {
+    pub(super) uploads: PathBuf,
+    pub(super) tmp: PathBuf,
+    pub(super) objects: PathBuf,
+    pub(super) index: Arc<Index>,
+    pub(super) fsync: bool,
+    pub(super) direct: bool,
+    pub(super) busy: Arc<Busy>,
+}
+
+/// Uploads some request is working on.
+#[derive(Debug, Default)]
+pub(super) struct Busy(Mutex<HashSet<ObjectId>>);
+
+impl Busy {
+    fn lock(&self) -> MutexGuard<'_, HashSet<ObjectId>> {
+        // Single inserts and removes: a poisoned set is still consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The right to change one upload, until dropped.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    busy: Arc<Busy>,
+    id: ObjectId,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.busy.lock().remove(&self.id);
+    }
+}
+
+impl LocalUploads {
+    fn dir(&self, id: &ObjectId) -> PathBuf {
+        self.uploads.join(id.to_string())
+    }
+
+    /// Claims `id`, or fails at once with [`Error::Locked`].
+    pub(crate) fn claim(&self, id: &ObjectId) -> Result<Claim> {
+        if !self.busy.lock().insert(*id) {
+            return Err(Error::Locked(id.to_string()));
+        }
+        Ok(Claim { busy: Arc::clone(&self.busy), id: *id })
+    }
+
+    /// Builds the upload in `tmp/` and renames it into `uploads/`: an
+    /// upload directory always has its state.
+    pub(crate) async fn create(&self, status: &UploadStatus) -> Result<()> {
+        let (staging, target) = (self.tmp.join(status.id.to_string()), self.dir(&status.id));
+        let (status, fsync, uploads) = (status.clone(), self.fsync, self.uploads.clone());
+        blocking(move || {
+            fs::create_dir(&staging)?;
+            let mut guard = TempGuard { path: staging, armed: true };
+            let data = create_data_file(&guard.path)?;
+            if fsync {
+                data.sync_all()?;
+            }
+            write_state(&guard.path, &status, fsync)?;
+            fs::rename(&guard.path, &target)?;
+            guard.armed = false;
+            if fsync {
+                sync_dir(&uploads)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn status(&self, id: &ObjectId) -> Result<UploadStatus> {
+        let (dir, id) = (self.dir(id), *id);
+        blocking(move || read_state(&dir, &id)).await
+    }
+
+    /// A sink that appends at `status.offset`, cutting off what a failed
+    /// append left past it. Dropping it leaves the upload as it was saved.
+    pub(crate) async fn resume(&self, _claim: &Claim, status: &UploadStatus) -> Result<LocalSink> {
+        let (dir, id, offset) = (self.dir(&status.id), status.id, status.offset);
+        let (fsync, direct) = (self.fsync, self.direct);
+        let job = blocking(move || {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(dir.join(DATA))
+                .map_err(|e| not_found(e, &id))?;
+            file.set_len(offset)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let guard = TempGuard { path: dir, armed: false };
+            let direct_from = direct.then_some(DIRECT_FROM);
+            Ok(Job { file, offset, fsync, direct_from, staging: None, guard })
+        })
+        .await?;
+        Ok(LocalSink {
+            job: Some(Worker::new(job, 2)),
+            finished: None,
+            objects: self.objects.clone(),
+            index: Arc::clone(&self.index),
+        })
+    }
+
+    /// Saves where the upload stands; its bytes were made durable before.
+    pub(crate) async fn save(&self, _claim: &Claim, status: &UploadStatus) -> Result<()> {
+        let (dir, status, fsync) = (self.dir(&status.id), status.clone(), self.fsync);
+        blocking(move || write_state(&dir, &status, fsync)).await
+    }
+
+    /// Commits the upload as the object `info` describes, as a put commits.
+    pub(crate) async fn commit(&self, claim: Claim, info: &FileInfo) -> Result<()> {
+        let meta = serde_json::to_vec_pretty(info).map_err(io::Error::other)?;
+        let (dir, id, size) = (self.dir(&info.id), info.id, info.size);
+        let (objects, index, fsync) = (self.objects.clone(), Arc::clone(&self.index), self.fsync);
+        blocking(move || {
+            let _claim = claim;
+            let file = OpenOptions::new().write(true).open(dir.join(DATA))?;
+            file.set_len(size)?;
+            if fsync {
+                file.sync_all()?;
+            }
+            // Left by a commit that crashed before its rename.
+            let _ = fs::remove_file(dir.join(META));
+            let guard = TempGuard { path: dir, armed: false };
+            let job = Job { file, offset: 0, fsync, direct_from: None, staging: None, guard };
+            let target = objects.join(id.to_string());
+            job.commit(&meta, &target, &objects)?;
+            index.insert(id);
+            // Nobody reads the state of a committed object: only tidiness is at stake.
+            let _ = fs::remove_file(target.join(STATE));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes the upload: it is gone at once, its space freed just after.
+    pub(crate) async fn remove(&self, claim: Claim) -> Result<()> {
+        let (dir, id) = (self.dir(&claim.id), claim.id);
+        let trash = self.tmp.join(format!("{id}.aborted-{}", ObjectId::new()));
+        let (uploads, fsync) = (self.uploads.clone(), self.fsync);
+        blocking(move || {
+            let _claim = claim;
+            fs::rename(&dir, &trash).map_err(|e| not_found(e, &id))?;
+            if fsync {
+                sync_dir(&uploads)?;
+            }
+            remove_object_dir(&trash)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes the partials' bytes one after another into a new object,
+    /// hashing on from the first one's saved midstate.
+    pub(crate) async fn concatenate(
+        &self,
+        parts: Vec<UploadStatus>,
+        mut info: FileInfo,
+    ) -> Result<FileInfo> {
+        let staging = self.tmp.join(info.id.to_string());
+        let dirs: Vec<PathBuf> = parts.iter().map(|p| self.dir(&p.id)).collect();
+        let (objects, index, fsync) = (self.objects.clone(), Arc::clone(&self.index), self.fsync);
+        blocking(move || {
+            fs::create_dir(&staging)?;
+            let guard = TempGuard { path: staging, armed: true };
+            let mut file = create_data_file(&guard.path)?;
+            let mut sha256 = parts[0].sha256.clone();
+            for (i, (part, dir)) in parts.iter().zip(&dirs).enumerate() {
+                let source = File::open(dir.join(DATA)).map_err(|e| not_found(e, &part.id))?;
+                let mut source = source.take(part.offset);
+                let copied = if i == 0 {
+                    // Already hashed: the kernel copies it (copy_file_range).
+                    io::copy(&mut source, &mut file)?
+                } else {
+                    copy_hashing(&mut source, &mut file, &mut sha256)?
+                };
+                if copied != part.offset {
+                    return Err(Error::Io(io::Error::other(format!(
+                        "partial upload {} has {copied} bytes, not {}",
+                        part.id, part.offset
+                    ))));
+                }
+            }
+            if fsync {
+                file.sync_data()?;
+            }
+            info.sha256 = hex::encode(sha256.finalize());
+            let meta = serde_json::to_vec_pretty(&info).map_err(io::Error::other)?;
+            let job =
+                Job { file, offset: info.size, fsync, direct_from: None, staging: None, guard };
+            job.commit(&meta, &objects.join(info.id.to_string()), &objects)?;
+            index.insert(info.id);
+            Ok(info)
+        })
+        .await
+    }
+
+    /// Removes the uploads expired at `now` that no request is working on.
+    pub(crate) async fn sweep_expired(&self, now: OffsetDateTime) -> Result<usize> {
+        let uploads = self.uploads.clone();
+        let expired = blocking(move || {
+            let mut expired = Vec::new();
+            for entry in fs::read_dir(&uploads)? {
+                let entry = entry?;
+                let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                match read_state(&entry.path(), &id) {
+                    Ok(status) if status.is_expired(now) => expired.push(id),
+                    Ok(_) | Err(Error::NotFound(_)) => {}
+                    Err(e) => log::warn!("cannot tell whether upload {id} expired: {e}"),
+                }
+            }
+            Ok(expired)
+        })
+        .await?;
+        let mut removed = 0;
+        for id in expired {
+            // One being appended to is alive: its append extends it.
+            let Ok(claim) = self.claim(&id) else { continue };
+            match self.remove(claim).await {
+                Ok(()) => removed += 1,
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn read_state(dir: &std::path::Path, id: &ObjectId) -> Result<UploadStatus> {
+    let file = File::open(dir.join(STATE)).map_err(|e| not_found(e, id))?;
+    let mut buf = Vec::new();
+    file.take(META_MAX + 1).read_to_end(&mut buf)?;
+    let damaged = |reason: String| Error::Damaged { id: id.to_string(), reason };
+    if buf.len() as u64 > META_MAX {
+        return Err(damaged(format!("{STATE} is larger than {META_MAX} bytes")));
+    }
+    let status: UploadStatus =
+        serde_json::from_slice(&buf).map_err(|e| damaged(format!("{STATE}: {e}")))?;
+    if status.id != *id {
+        return Err(damaged(format!("{STATE} describes another upload, {}", status.id)));
+    }
+    if status.sha256.len() != status.offset {
+        return Err(damaged(format!("{STATE}: its SHA-256 state is not at its offset")));
+    }
+    Ok(status)
+}
+
+fn write_state(dir: &std::path::Path, status: &UploadStatus, fsync: bool) -> Result<()> {
+    let json = serde_json::to_vec(status).map_err(io::Error::other)?;
+    let next = dir.join(STATE_NEXT);
+    let mut file = File::create(&next)?;
+    file.write_all(&json)?;
+    if fsync {
+        file.sync_data()?;
+    }
+    fs::rename(&next, dir.join(STATE))?;
+    if fsync {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Copies `from` into `to`, hashing what passes; returns the bytes copied.
+fn copy_hashing(
+    from: &mut impl Read,
+    to: &mut File,
+    sha256: &mut crate::sha256::Sha256State,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; crate::backend::WRITE_CHUNK];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sha256.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
