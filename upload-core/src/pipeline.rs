@@ -40,56 +40,68 @@ pub(crate) struct Received {
     pub(crate) hashes: Hashes,
 }
 
-/// How a body that did not arrive whole ended.
-pub(crate) enum Cut {
-    /// Nothing usable was kept: the sink must be aborted or rolled back.
-    Failed(Error),
-    /// The body failed (`Error::Body`), after what was received was made durable.
-    Partial(Box<Received>, Error),
-}
-
-impl From<Error> for Cut {
-    fn from(e: Error) -> Self {
-        Self::Failed(e)
-    }
-}
-
-impl Cut {
-    /// The error, dropping what was received.
-    pub(crate) fn into_error(self) -> Error {
-        match self {
-            Self::Failed(e) | Self::Partial(_, e) => e,
-        }
-    }
-}
-
-/// Feeds `body` to `sink` after `start` bytes already stored, failing past
-/// `limit` bytes in all; returns once everything received is durable.
+/// A body on its way into a sink: its chunks are counted against the
+/// limit, gathered into batches, and each batch is handed to the sink, then
+/// to the hashing thread.
 ///
-/// When the body itself fails and `keep_partial` is set, what arrived
-/// before is still written and made durable ([`Cut::Partial`]): a resumable
-/// upload then goes on from there.
-pub(crate) async fn receive<K, S, E>(
-    sink: &mut K,
-    body: S,
-    hashes: Hashes,
+/// Written before hashed: if the future that pushes is dropped between the
+/// two, every byte hashed is on its way to the sink, so what [`finish`](Self::finish)
+/// reports (the bytes hashed, and their hash) is always a prefix of what
+/// was written. A resumable upload can save exactly that and go on from
+/// there, whatever stopped its body.
+pub(crate) struct Intake<K> {
+    sink: K,
+    /// Taken by `finish`.
+    hasher: Option<Worker<Hashes>>,
+    batcher: Batcher,
+    /// Bytes already stored before this body, and the most there may be in all.
     start: u64,
     limit: Option<u64>,
-    keep_partial: bool,
-) -> std::result::Result<Received, Cut>
-where
-    K: Sink,
-    S: Stream<Item = std::result::Result<Bytes, E>>,
-    E: Into<BoxError>,
-{
-    // Hashing runs beside the backend's write, each on its own blocking thread:
-    // in series, SHA-256 would halve the rate of a fast disk (BENCHMARKS.md).
-    let hasher = Worker::new(hashes, 2);
-    let emit = async |sink: &mut K, batch: Batch| -> Result<()> {
-        let hashed = Arc::clone(&batch);
+    received: u64,
+    hashed: u64,
+    /// A batch was written but maybe not hashed: nothing may follow it.
+    torn: bool,
+}
+
+impl<K: Sink> Intake<K> {
+    pub(crate) fn new(sink: K, hashes: Hashes, start: u64, limit: Option<u64>) -> Self {
+        Self {
+            sink,
+            // Hashing runs beside the backend's write, each on its own blocking thread:
+            // in series, SHA-256 would halve the rate of a fast disk (BENCHMARKS.md).
+            hasher: Some(Worker::new(hashes, 2)),
+            batcher: Batcher::default(),
+            start,
+            limit,
+            received: 0,
+            hashed: 0,
+            torn: false,
+        }
+    }
+
+    /// Takes the next chunk of the body.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] past the limit; the sink's or hasher's failure.
+    pub(crate) async fn push(&mut self, chunk: Bytes) -> Result<()> {
+        self.received += chunk.len() as u64;
+        if let Some(limit) = self.limit.filter(|&limit| self.start + self.received > limit) {
+            return Err(Error::TooLarge { limit });
+        }
+        match self.batcher.push(chunk) {
+            Some(batch) => self.emit(batch).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn emit(&mut self, batch: Batch) -> Result<()> {
+        let len: u64 = batch.iter().map(|piece| piece.len() as u64).sum();
+        self.torn = true;
+        self.sink.write(Arc::clone(&batch)).await?;
+        let hasher = self.hasher.as_ref().ok_or_else(finished)?;
         hasher
             .submit(move |h: &mut Hashes| {
-                for piece in hashed.iter() {
+                for piece in batch.iter() {
                     h.sha256.update(piece);
                     if let Some(chunk) = &mut h.chunk {
                         chunk.update(piece);
@@ -98,38 +110,70 @@ where
                 Ok(())
             })
             .await?;
-        sink.write(batch).await
-    };
+        self.torn = false;
+        self.hashed += len;
+        Ok(())
+    }
+
+    /// Writes what is left and waits until it is durable; returns the bytes
+    /// hashed, all of which the sink holds.
+    ///
+    /// # Errors
+    /// The sink's or hasher's failure.
+    pub(crate) async fn finish(&mut self) -> Result<Received> {
+        if !self.torn
+            && let Some(batch) = self.batcher.finish()
+        {
+            self.emit(batch).await?;
+        }
+        self.sink.finish().await?;
+        let hashes = self.hasher.take().ok_or_else(finished)?.finish().await?;
+        Ok(Received { size: self.hashed, hashes })
+    }
+
+    /// The sink, once finished.
+    pub(crate) fn into_sink(self) -> K {
+        self.sink
+    }
+
+    /// Discards everything written, returning once nothing is left.
+    pub(crate) async fn abort(self) {
+        self.sink.abort().await;
+    }
+}
+
+/// Feeds all of `body` to `sink` as a new object; returns once it is durable.
+/// On an error the sink is aborted.
+pub(crate) async fn receive<K, S, E>(sink: K, body: S, limit: Option<u64>) -> Result<(K, Received)>
+where
+    K: Sink,
+    S: Stream<Item = std::result::Result<Bytes, E>>,
+    E: Into<BoxError>,
+{
+    let mut intake = Intake::new(sink, Hashes::fresh(), 0, limit);
     let mut body = pin!(body);
-    let mut batcher = Batcher::default();
-    let mut size: u64 = 0;
-    let mut failure = None;
     while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) if keep_partial => {
-                failure = Some(Error::Body(e.into()));
-                break;
-            }
-            Err(e) => return Err(Error::Body(e.into()).into()),
+        let pushed = match chunk {
+            Ok(chunk) => intake.push(chunk).await,
+            Err(e) => Err(Error::Body(e.into())),
         };
-        size += chunk.len() as u64;
-        if let Some(limit) = limit.filter(|&limit| start + size > limit) {
-            return Err(Error::TooLarge { limit }.into());
-        }
-        if let Some(batch) = batcher.push(chunk) {
-            emit(sink, batch).await?;
+        if let Err(e) = pushed {
+            // Waits for the write in flight, so that on return nothing is left.
+            intake.abort().await;
+            return Err(e);
         }
     }
-    if let Some(batch) = batcher.finish() {
-        emit(sink, batch).await?;
+    match intake.finish().await {
+        Ok(received) => Ok((intake.into_sink(), received)),
+        Err(e) => {
+            intake.abort().await;
+            Err(e)
+        }
     }
-    sink.finish().await?;
-    let received = Received { size, hashes: hasher.finish().await? };
-    match failure {
-        Some(e) => Err(Cut::Partial(Box::new(received), e)),
-        None => Ok(received),
-    }
+}
+
+fn finished() -> Error {
+    Error::Io(std::io::Error::other("upload intake used after it finished"))
 }
 
 /// Groups a body's chunks into batches of about [`WRITE_CHUNK`] bytes. Big
@@ -159,7 +203,7 @@ impl Batcher {
     }
 
     /// The last, partial batch, if any bytes are left.
-    fn finish(mut self) -> Option<Batch> {
+    fn finish(&mut self) -> Option<Batch> {
         self.flush_small();
         (!self.pieces.is_empty()).then(|| self.take())
     }

@@ -9,14 +9,16 @@
 
 use std::time::Duration;
 
+use std::pin::pin;
+
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::backend::Sink;
 use crate::checksum::ChunkHasher;
-use crate::pipeline::{Cut, Hashes, receive};
+use crate::local::{Claim, LocalSink};
+use crate::pipeline::{Hashes, Intake};
 use crate::sha256::Sha256State;
 use crate::storage::Backend;
 use crate::{BoxError, Checksum, Error, FileInfo, FileName, ObjectId, Result, Storage};
@@ -90,6 +92,14 @@ impl UploadStatus {
         self.length == Some(self.offset)
     }
 
+    /// Counts `size` more bytes, whose SHA-256 runs on to `sha256`, and
+    /// extends the expiry.
+    fn advance(&mut self, size: u64, sha256: Sha256State) {
+        self.offset += size;
+        self.sha256 = sha256;
+        self.expires_at = OffsetDateTime::now_utc() + self.expire_after;
+    }
+
     pub(crate) fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at <= now
     }
@@ -114,6 +124,78 @@ pub struct Append {
     pub checksum: Option<Checksum>,
     /// Declares the upload's length, if it was not known at creation.
     pub length: Option<u64>,
+}
+
+/// An append in progress. Dropped before its end with `keep` set, it saves
+/// what arrived in the background.
+struct Progress {
+    intake: Option<Intake<LocalSink>>,
+    status: Option<(UploadStatus, Claim)>,
+    storage: Storage,
+    keep: bool,
+}
+
+impl Progress {
+    fn intake(&mut self) -> &mut Intake<LocalSink> {
+        self.intake.as_mut().expect("taken only when the append ends")
+    }
+
+    fn take(&mut self) -> (Intake<LocalSink>, (UploadStatus, Claim)) {
+        let intake = self.intake.take().expect("taken once");
+        (intake, self.status.take().expect("taken once"))
+    }
+
+    async fn abort(mut self) {
+        let (intake, _) = self.take();
+        intake.abort().await;
+    }
+
+    /// Makes what arrived durable and saves the upload's new offset, in the
+    /// background: the caller's future may be dropped as soon as its client
+    /// is gone, and the save must not stop half-way.
+    async fn save(mut self) -> Result<()> {
+        let (done, saved) = tokio::sync::oneshot::channel();
+        self.save_in_background(done);
+        saved.await.unwrap_or_else(|_| Err(Error::Io(std::io::Error::other("save was lost"))))
+    }
+
+    fn save_in_background(&mut self, done: tokio::sync::oneshot::Sender<Result<()>>) {
+        let (Some(intake), Some((status, claim))) = (self.intake.take(), self.status.take()) else {
+            return;
+        };
+        let (storage, id) = (self.storage.clone(), status.id);
+        self.storage.in_background("save", async move {
+            let saved = save(&storage, intake, status, claim).await;
+            if let Err(e) = &saved {
+                log::warn!("could not save what arrived of upload {id}: {e}");
+            }
+            let _ = done.send(saved);
+        });
+    }
+}
+
+async fn save(
+    storage: &Storage,
+    mut intake: Intake<LocalSink>,
+    mut status: UploadStatus,
+    claim: Claim,
+) -> Result<()> {
+    let received = intake.finish().await?;
+    drop(intake);
+    if received.size > 0 {
+        status.advance(received.size, received.hashes.sha256);
+        storage.local_uploads()?.save(&claim, &status).await?;
+    }
+    Ok(())
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // Without `keep` the sink drops its unsaved bytes; the saved state is untouched.
+        if self.keep {
+            self.save_in_background(tokio::sync::oneshot::channel().0);
+        }
+    }
 }
 
 impl Storage {
@@ -231,31 +313,43 @@ impl Storage {
             sha256: status.sha256.clone(),
             chunk: append.checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm)),
         };
-        let mut sink = store.resume(&claim, &status).await?;
-        let keep_partial = append.checksum.is_none();
-        let (received, failure) =
-            match receive(&mut sink, body, hashes, status.offset, limit, keep_partial).await {
-                Ok(received) => (received, None),
-                Err(Cut::Partial(received, e)) => (*received, Some(e)),
-                Err(Cut::Failed(e)) => {
-                    sink.abort().await;
-                    return Err(e);
+        let sink = store.resume(&claim, &status).await?;
+        let intake = Intake::new(sink, hashes, status.offset, limit);
+        // Without a checksum, whatever stops the body (an error, or this
+        // future dropped with the client's connection), what arrived is kept.
+        let mut progress = Progress {
+            intake: Some(intake),
+            status: Some((status, claim)),
+            storage: self.clone(),
+            keep: append.checksum.is_none(),
+        };
+        let mut body = pin!(body);
+        while let Some(chunk) = body.next().await {
+            let pushed = match chunk {
+                Ok(chunk) => progress.intake().push(chunk).await,
+                Err(e) if progress.keep => {
+                    progress.save().await?;
+                    return Err(Error::Body(e.into()));
                 }
+                Err(e) => Err(Error::Body(e.into())),
             };
-        drop(sink);
+            if let Err(e) = pushed {
+                progress.abort().await;
+                return Err(e);
+            }
+        }
+        let received = progress.intake().finish().await;
+        let (intake, (mut status, claim)) = progress.take();
+        drop(intake);
+        let received = received?;
         if let (Some(expected), Some(hasher)) = (&append.checksum, received.hashes.chunk)
             && hasher.finalize() != expected.digest
         {
             return Err(Error::AppendChecksumMismatch { algorithm: expected.algorithm.name() });
         }
-        status.offset += received.size;
-        status.sha256 = received.hashes.sha256;
-        status.expires_at = OffsetDateTime::now_utc() + status.expire_after;
+        status.advance(received.size, received.hashes.sha256);
         store.save(&claim, &status).await?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(status),
-        }
+        Ok(status)
     }
 
     /// Makes a finished upload an object, visible atomically with its
@@ -349,14 +443,25 @@ impl Storage {
         }
     }
 
-    /// Removes the uploads that expired; returns how many.
+    /// Removes the uploads that expired, but for those a request is working
+    /// on; returns how many. Nothing else ever removes an unfinished upload
+    /// but [`abort_upload`](Self::abort_upload).
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::Unavailable`].
     pub async fn sweep_expired(&self) -> Result<usize> {
-        match &*self.backend {
-            Backend::Local(store) => store.uploads().sweep_expired(OffsetDateTime::now_utc()).await,
-            Backend::S3(_) => Ok(0),
-        }
+        let removed = match &*self.backend {
+            Backend::Local(store) => {
+                store.uploads().sweep_expired(OffsetDateTime::now_utc()).await?
+            }
+            Backend::S3(_) => 0,
+        };
+        self.expired_removed.fetch_add(removed as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    /// How many expired uploads [`sweep_expired`](Self::sweep_expired) removed in this process.
+    pub fn expired_uploads_removed(&self) -> u64 {
+        self.expired_removed.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

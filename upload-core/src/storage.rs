@@ -10,7 +10,7 @@ use crate::backend::{Object, Sink};
 use crate::background::Background;
 use crate::damaged::DamagedSet;
 use crate::local::{LocalConfig, LocalStore};
-use crate::pipeline::{Hashes, receive};
+use crate::pipeline::receive;
 use crate::s3::{S3Config, S3Store};
 use crate::{BoxError, ByteRange, Error, FileInfo, ObjectId, Page, PutOptions, Result};
 
@@ -39,6 +39,8 @@ pub struct Storage {
     pub(crate) backend: Arc<Backend>,
     background: Arc<Background>,
     damaged: Arc<DamagedSet>,
+    /// Expired resumable uploads this process removed.
+    pub(crate) expired_removed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -62,7 +64,12 @@ impl Storage {
             StorageConfig::Local(local) => Backend::Local(LocalStore::open(local.clone()).await?),
             StorageConfig::S3(s3) => Backend::S3(S3Store::open(s3, |var| std::env::var(var).ok())?),
         };
-        Ok(Self { backend: Arc::new(backend), background: Arc::default(), damaged: Arc::default() })
+        Ok(Self {
+            backend: Arc::new(backend),
+            background: Arc::default(),
+            damaged: Arc::default(),
+            expired_removed: Arc::default(),
+        })
     }
 
     /// Waits for the deletions of dropped [`PutGroup`](crate::PutGroup)s: call it before the
@@ -71,23 +78,31 @@ impl Storage {
         self.background.settle().await;
     }
 
-    /// Deletes `ids` on a thread with a runtime of its own: the caller's
-    /// may be shutting down, which is why it is not waiting for them.
+    /// Runs `work` to its end on a thread with a runtime of its own: the
+    /// caller's may be shutting down, which is why it is not waiting for it.
+    /// [`settle`](Self::settle) waits for it.
+    pub(crate) fn in_background<F>(&self, name: &'static str, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.background.spawn(name, move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(work),
+                Err(e) => log::error!("cannot start a runtime for {name}: {e}"),
+            }
+        });
+    }
+
+    /// Deletes `ids` in the background (see [`in_background`](Self::in_background)).
     pub(crate) fn delete_in_background(&self, ids: Vec<ObjectId>) {
         let storage = self.clone();
-        self.background.spawn("rollback", move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => return log::error!("cannot take back {ids:?}: {e}"),
-            };
-            runtime.block_on(async {
-                for id in &ids {
-                    match storage.delete(id).await {
-                        Ok(()) | Err(Error::NotFound(_)) => {}
-                        Err(e) => log::warn!("could not take back {id} of a dropped group: {e}"),
-                    }
+        self.in_background("rollback", async move {
+            for id in &ids {
+                match storage.delete(id).await {
+                    Ok(()) | Err(Error::NotFound(_)) => {}
+                    Err(e) => log::warn!("could not take back {id} of a dropped group: {e}"),
                 }
-            });
+            }
         });
     }
 
@@ -194,21 +209,29 @@ impl Storage {
         }
     }
 
-    /// Sweeps (see [`sweep`](Self::sweep)) every [`SWEEP_EVERY`] what is
-    /// older than [`LEFTOVER_AGE`], logging what it removed or could not,
-    /// until the future is dropped: what a long-running service spawns
-    /// once. A no-op loop on the local backend, which sweeps when it opens.
-    pub async fn maintain(self) {
-        if matches!(*self.backend, Backend::Local(_)) {
-            return;
-        }
+    /// Removes expired resumable uploads (see [`sweep_expired`](Self::sweep_expired))
+    /// every `uploads_every`, and on a shared store sweeps (see [`sweep`](Self::sweep))
+    /// every [`SWEEP_EVERY`] what is older than [`LEFTOVER_AGE`], logging what it
+    /// removed or could not, until the future is dropped: what a long-running
+    /// service spawns once.
+    pub async fn maintain(self, uploads_every: Duration) {
+        let shared = matches!(*self.backend, Backend::S3(_));
+        let mut leftovers_swept: Option<std::time::Instant> = None;
         loop {
-            match self.sweep(LEFTOVER_AGE).await {
-                Ok(0) => {}
-                Ok(n) => log::info!("removed {n} leftovers of interrupted uploads"),
-                Err(e) => log::warn!("could not sweep leftovers of interrupted uploads: {e}"),
+            if shared && leftovers_swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+                leftovers_swept = Some(std::time::Instant::now());
+                match self.sweep(LEFTOVER_AGE).await {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("removed {n} leftovers of interrupted uploads"),
+                    Err(e) => log::warn!("could not sweep leftovers of interrupted uploads: {e}"),
+                }
             }
-            tokio::time::sleep(SWEEP_EVERY).await;
+            match self.sweep_expired().await {
+                Ok(0) => {}
+                Ok(n) => log::info!("removed {n} expired resumable upload(s)"),
+                Err(e) => log::warn!("could not remove expired resumable uploads: {e}"),
+            }
+            tokio::time::sleep(uploads_every.min(SWEEP_EVERY)).await;
         }
     }
 
@@ -226,7 +249,7 @@ impl Storage {
 
 /// The backend-independent part of a put: coalescing, size limit, checksum.
 async fn drive<K, S, E>(
-    mut sink: K,
+    sink: K,
     body: S,
     opts: PutOptions,
     id: ObjectId,
@@ -237,14 +260,7 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>>,
     E: Into<BoxError>,
 {
-    let received = match receive(&mut sink, body, Hashes::fresh(), 0, opts.max_size, false).await {
-        Ok(received) => received,
-        Err(cut) => {
-            // Waits for the write in flight, so that on return nothing is left.
-            sink.abort().await;
-            return Err(cut.into_error());
-        }
-    };
+    let (sink, received) = receive(sink, body, opts.max_size).await?;
     let (size, digest) = (received.size, received.hashes.sha256.finalize());
     if let Some(expected) = opts.expected_sha256.filter(|expected| *expected != digest) {
         sink.abort().await;

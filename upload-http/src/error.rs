@@ -10,6 +10,11 @@ use serde::Serialize;
 
 use crate::body::Cutoff;
 
+/// tus's status for an append whose checksum does not match (460, "Checksum Mismatch").
+fn checksum_mismatch() -> StatusCode {
+    StatusCode::from_u16(460).expect("460 is within 100..1000")
+}
+
 /// An error as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -64,6 +69,27 @@ pub enum ApiError {
         /// The minimum (`server.min_body_rate`).
         min: u64,
     },
+    /// A tus append that does not start at the upload's offset.
+    #[error("the upload is at offset {0}; send Upload-Offset: {0}")]
+    OffsetMismatch(u64),
+    /// Another request is appending to, completing or removing this upload.
+    #[error("upload {0} is busy with another request; retry later")]
+    Locked(String),
+    /// A resumable upload that expired.
+    #[error("upload {0} has expired; start a new one")]
+    Expired(String),
+    /// The bytes of a tus append do not match its `Upload-Checksum`.
+    #[error("{0}")]
+    UploadChecksumMismatch(String),
+    /// A tus append to an upload that has become a file.
+    #[error("upload {0} is complete: it takes no more bytes")]
+    UploadComplete(String),
+    /// A tus request of another protocol version, or of none.
+    #[error("tus version {0:?} is not supported; this server speaks Tus-Resumable: 1.0.0")]
+    UnsupportedTusVersion(String),
+    /// What the storage backend cannot do.
+    #[error("{0}")]
+    NotImplemented(String),
     /// The storage device is full.
     #[error("storage is full")]
     StorageFull,
@@ -111,6 +137,15 @@ impl ApiError {
             }
             Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::BodyTooSlow { .. } => (StatusCode::REQUEST_TIMEOUT, "body_too_slow"),
+            Self::OffsetMismatch(_) => (StatusCode::CONFLICT, "offset_mismatch"),
+            Self::Locked(_) => (StatusCode::LOCKED, "locked"),
+            Self::Expired(_) => (StatusCode::GONE, "expired"),
+            Self::UploadComplete(_) => (StatusCode::FORBIDDEN, "upload_complete"),
+            Self::UploadChecksumMismatch(_) => (checksum_mismatch(), "checksum_mismatch"),
+            Self::UnsupportedTusVersion(_) => {
+                (StatusCode::PRECONDITION_FAILED, "unsupported_version")
+            }
+            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Self::ComputeBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "compute_busy"),
             Self::ComputeTimeout => (StatusCode::SERVICE_UNAVAILABLE, "compute_timeout"),
@@ -138,6 +173,9 @@ impl ResponseError for ApiError {
         }
         if let Self::RangeNotSatisfiable { size } = self {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        if let Self::OffsetMismatch(offset) = self {
+            response.insert_header(("Upload-Offset", *offset));
         }
         response.json(ErrorBody { error: ErrorDetail { code, message: self.to_string() } })
     }
@@ -218,6 +256,12 @@ impl ApiError {
             E::InvalidContentType(why) => Self::bad_request("invalid_content_type", why),
             E::RangeNotSatisfiable { size } => Self::RangeNotSatisfiable { size },
             E::StorageFull => Self::StorageFull,
+            E::OffsetMismatch { offset } => Self::OffsetMismatch(offset),
+            E::Locked(id) => Self::Locked(id),
+            E::Expired(id) => Self::Expired(id),
+            e @ E::AppendChecksumMismatch { .. } => Self::UploadChecksumMismatch(e.to_string()),
+            E::InvalidUpload(why) => Self::bad_request("invalid_upload", why),
+            e @ E::Unsupported(_) => Self::NotImplemented(e.to_string()),
             E::Damaged { id, .. } => Self::Damaged(id),
             E::Unavailable(detail) => {
                 log::warn!("storage unavailable: {detail}");

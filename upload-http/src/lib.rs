@@ -39,7 +39,7 @@ pub use probe::probe;
 pub use serve::server;
 pub use settings::{
     BenchSettings, ComputeSettings, Limits, Nice, RawBench, RawCompute, RawLimits, RawServer,
-    RawSettings, ServerSettings, Settings, SettingsError, Size, Span,
+    RawSettings, RawUploads, ServerSettings, Settings, SettingsError, Size, Span, UploadSettings,
 };
 pub use state::{AppState, StartError};
 pub use telemetry::Metrics;
@@ -93,6 +93,21 @@ pub fn app(
                 .route(web::delete().to(routes::files::delete)),
         )
         .service(
+            web::resource(["/uploads", "/uploads/"])
+                .name("/uploads/")
+                .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options))
+                .route(web::post().to(routes::tus::create))
+                .default_service(web::to(routes::method_not_allowed)),
+        )
+        .service(
+            resource("/uploads/{id}")
+                .route(web::head().to(routes::tus::head))
+                .route(web::patch().to(routes::tus::patch))
+                .route(web::delete().to(routes::tus::delete))
+                .route(web::post().to(routes::tus::overridden))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options)),
+        )
+        .service(
             resource("/")
                 .route(web::post().to(routes::files::upload_multipart))
                 .route(web::get().to(routes::ops::service_info)),
@@ -118,7 +133,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         state.settings.server.workers,
         state.settings.storage
     );
-    actix_web::rt::spawn(state.storage.clone().maintain());
+    actix_web::rt::spawn(state.storage.clone().maintain(state.settings.uploads.sweep_interval));
     let storage = state.storage.clone();
     server(state, listener)?.await?;
     // Requests the shutdown cut off roll back their stored parts in the background.

@@ -35,13 +35,14 @@ mod write;
 pub use config::LocalConfig;
 use direct::{DIRECT_FROM, direct_io_works};
 use index::Index;
-pub(crate) use uploads::LocalUploads;
+pub(crate) use uploads::{Claim, LocalUploads};
+pub(crate) use write::LocalSink;
 
 use layout::{
     DATA, LOCK, OBJECTS, TMP, TempGuard, UPLOADS, create_data_file, not_found, read_meta,
     remove_object_dir, sweep, sync_dir,
 };
-use write::{Job, LocalSink};
+use write::Job;
 
 use crate::backend::Object;
 use crate::offload::{Worker, blocking};

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::stream;
 use sha1::Digest as _;
 use upload_core::{
-    Append, Checksum, ChecksumAlgorithm, Error, FileName, NewUpload, ObjectId, Storage,
+    Append, Checksum, ChecksumAlgorithm, Error, FileName, NewUpload, ObjectId, Storage, WRITE_CHUNK,
 };
 
 use crate::common::*;
@@ -30,6 +30,7 @@ on_local_backend!(
     a_wrong_offset_changes_nothing,
     a_bad_checksum_discards_the_append,
     a_cut_body_keeps_what_arrived_unless_checksummed,
+    a_dropped_append_saves_what_arrived,
     length_may_be_declared_later_but_never_changed,
     limits_hold_across_appends,
     one_append_at_a_time,
@@ -162,6 +163,34 @@ async fn a_cut_body_keeps_what_arrived_unless_checksummed(backend: Backend) {
     let info = storage.complete_upload(&id).await.unwrap();
     assert_eq!(info.sha256, sha256_hex(&data));
     assert_eq!(read(&storage, &id, None).await, data);
+}
+
+/// The append's future dropped mid-body (the HTTP server drops a handler
+/// whose client went away): what arrived is saved in the background.
+async fn a_dropped_append_saves_what_arrived(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let data = bytes(3 * WRITE_CHUNK, 8);
+    let id = t.storage.create_upload(new(Some(data.len() as u64))).await.unwrap().id;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(1);
+    let (started, _) = tokio::sync::oneshot::channel();
+    let storage = t.storage.clone();
+    let body = body_from(rx, started);
+    let append = tokio::spawn(async move { storage.append(&id, 0, body, Append::default()).await });
+    let cuts = [0, WRITE_CHUNK + 5, WRITE_CHUNK + 1005, WRITE_CHUNK + 1010];
+    for piece in cuts.windows(2) {
+        tx.send(Ok(Bytes::copy_from_slice(&data[piece[0]..piece[1]]))).await.unwrap();
+    }
+    // The third chunk was sent once the second was taken, which the
+    // append does only once the first is pushed: the first is in.
+    append.abort();
+    assert!(append.await.unwrap_err().is_cancelled());
+    t.storage.settle().await;
+    let offset = t.storage.upload_status(&id).await.unwrap().offset;
+    assert!(cuts[1..].contains(&(offset as usize)), "{offset}");
+    let rest = &data[offset as usize..];
+    t.storage.append(&id, offset, chunked(rest, &[]), Append::default()).await.unwrap();
+    let info = t.storage.complete_upload(&id).await.unwrap();
+    assert_eq!(info.sha256, sha256_hex(&data));
 }
 
 async fn length_may_be_declared_later_but_never_changed(backend: Backend) {

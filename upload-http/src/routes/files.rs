@@ -255,6 +255,12 @@ pub(crate) fn check_upload_length(
         (&Method::POST, "/files" | "/") => {
             check_declared_length(headers, limits.max_request_size, "the request body")
         }
+        (&Method::PATCH, path) if path.starts_with("/uploads/") => {
+            check_declared_length(headers, limits.max_file_size, "the upload")
+        }
+        (&Method::POST, path) if path.starts_with("/uploads") => {
+            check_declared_length(headers, limits.max_file_size, "the upload")
+        }
         _ => Ok(()),
     }
 }

@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod files;
 pub(crate) mod ops;
+pub(crate) mod tus;
 
 use actix_web::{HttpRequest, HttpResponse};
 

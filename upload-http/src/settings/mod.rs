@@ -27,6 +27,18 @@ pub struct RawSettings {
     pub compute: RawCompute,
     /// `[bench]`
     pub bench: RawBench,
+    /// `[uploads]`: resumable (tus) uploads.
+    pub uploads: RawUploads,
+}
+
+/// `[uploads]` as read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUploads {
+    /// `uploads.expire_after`: an unfinished upload expires this long after its last append.
+    pub expire_after: Span,
+    /// `uploads.sweep_interval`: how often expired uploads are removed.
+    pub sweep_interval: Span,
 }
 
 /// `[server]` as read.
@@ -98,6 +110,17 @@ pub struct Settings {
     pub compute: ComputeSettings,
     /// The benchmark endpoints.
     pub bench: BenchSettings,
+    /// Resumable uploads.
+    pub uploads: UploadSettings,
+}
+
+/// Validated `[uploads]`.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadSettings {
+    /// An unfinished upload expires this long after its creation or last append.
+    pub expire_after: Duration,
+    /// Expired uploads are removed this often.
+    pub sweep_interval: Duration,
 }
 
 /// Validated `[server]`.
@@ -185,6 +208,8 @@ impl RawSettings {
             ("compute.max_n", 46.into()),
             ("compute.timeout", "30s".into()),
             ("compute.nice", "idle".into()),
+            ("uploads.expire_after", "24h".into()),
+            ("uploads.sweep_interval", "1m".into()),
             ("bench.max_waits", 1024.into()),
         ] {
             builder = builder.set_default(key, value).map_err(|e| SettingsError(e.to_string()))?;
@@ -251,6 +276,10 @@ impl RawSettings {
             bench: BenchSettings {
                 max_waits: at_least_one("bench.max_waits", self.bench.max_waits)?,
             },
+            uploads: UploadSettings {
+                expire_after: positive("uploads.expire_after", &self.uploads.expire_after)?,
+                sweep_interval: positive("uploads.sweep_interval", &self.uploads.sweep_interval)?,
+            },
         })
     }
 
@@ -287,6 +316,7 @@ mod tests {
         assert_eq!(s.compute.timeout, Duration::from_secs(30));
         assert_eq!((s.server.min_body_rate, s.server.max_connections), (1024, 10_000));
         assert_eq!(s.bench.max_waits, 1024);
+        assert_eq!(s.uploads.expire_after, Duration::from_secs(24 * 3600));
         match s.storage {
             StorageConfig::Local(local) => {
                 assert!(local.fsync && local.direct_io && local.root.ends_with("data"));
@@ -368,6 +398,8 @@ mod tests {
             ("UPLOAD__COMPUTE__NICE", "25", "compute.nice"),
             ("UPLOAD__COMPUTE__NICE", "low", "compute.nice"),
             ("UPLOAD__SERVER__WORKERS", "0", "server.workers"),
+            ("UPLOAD__UPLOADS__EXPIRE_AFTER", "0s", "uploads.expire_after"),
+            ("UPLOAD__UPLOADS__SWEEP_INTERVAL", "often", "uploads.sweep_interval"),
             ("UPLOAD__SERVER__PORT", "70000", "port"),
             ("UPLOAD__STORAGE__TYPE", "floppy", "floppy"),
             ("UPLOAD__STORAGE__FSYCN", "false", "fsycn"),

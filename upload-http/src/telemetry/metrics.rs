@@ -86,8 +86,11 @@ impl Metrics {
         ));
         text.push_str(&format!(
             "# HELP storage_damaged_objects Stored objects found damaged (their ids are in the log)\n\
-             # TYPE storage_damaged_objects gauge\nstorage_damaged_objects {}\n",
-            self.storage.damaged_objects()
+             # TYPE storage_damaged_objects gauge\nstorage_damaged_objects {}\n\
+             # HELP uploads_expired_total Resumable uploads removed once expired\n\
+             # TYPE uploads_expired_total counter\nuploads_expired_total {}\n",
+            self.storage.damaged_objects(),
+            self.storage.expired_uploads_removed()
         ));
         text
     }

@@ -9,3 +9,4 @@ mod handlers;
 mod hostile;
 mod limits;
 mod s3;
+mod tus;
