@@ -11,5 +11,8 @@ eval "$(scripts/garage-dev.sh start "$garage_dir")"
 trap 'scripts/garage-dev.sh stop "$garage_dir"' EXIT
 # Here a missing store is a failure; a plain `cargo test` skips the S3 tests instead.
 export FASTUPLOAD_REQUIRE_S3=1
+# The tus tests drive the service with tuspy, the tus project's Python client.
+python3 -c 'import tusclient' 2>/dev/null || python3 -m pip install --quiet 'tuspy==1.1.0'
+export FASTUPLOAD_REQUIRE_CLIENTS=1
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --doc --locked

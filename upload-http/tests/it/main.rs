@@ -10,3 +10,4 @@ mod hostile;
 mod limits;
 mod s3;
 mod tus;
+mod tus_client;
