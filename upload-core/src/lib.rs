@@ -39,6 +39,13 @@
 //! with a bounded number of parts in flight, and the metadata travels with
 //! each object, so several processes can share one bucket.
 //!
+//! Uploads can also be resumable: [`Storage::create_upload`], then any number
+//! of [`Storage::append`]s at the upload's offset (each one durable before it
+//! returns, with an optional checksum), then [`Storage::complete_upload`],
+//! which commits it exactly as `put` commits an object. The upload's state,
+//! SHA-256 midstate included, is kept beside its bytes, so a restarted
+//! process takes it up where it stood.
+//!
 //! All operations need a Tokio runtime: file I/O runs on its blocking pool,
 //! never on the caller's executor thread.
 

@@ -201,6 +201,31 @@ impl Drop for Progress {
 impl Storage {
     /// Creates a resumable upload at offset 0.
     ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use futures_util::stream;
+    /// # use upload_core::{Append, LocalConfig, NewUpload, Storage, StorageConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let config = StorageConfig::Local(LocalConfig::new(dir.path()));
+    /// let body = |text: &'static str| stream::iter([Ok::<_, std::io::Error>(Bytes::from(text))]);
+    /// let storage = Storage::open(&config).await?;
+    /// let upload = storage.create_upload(NewUpload { length: Some(12), ..Default::default() }).await?;
+    /// storage.append(&upload.id, 0, body("hello, "), Append::default()).await?;
+    ///
+    /// // Later, in this process or another one that opens the same root:
+    /// drop(storage);
+    /// let storage = Storage::open(&config).await?;
+    /// let offset = storage.upload_status(&upload.id).await?.offset;
+    /// assert_eq!(offset, 7);
+    /// storage.append(&upload.id, offset, body("world"), Append::default()).await?;
+    /// let info = storage.complete_upload(&upload.id).await?;
+    /// assert_eq!((info.id, info.size), (upload.id, 12));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::TooLarge`] if `length` is past `max_size`, [`Error::InvalidContentType`],
     /// [`Error::Io`], [`Error::StorageFull`], [`Error::Unavailable`].
