@@ -137,6 +137,7 @@ pub fn suite(opts: &SuiteOptions) -> Result<SuiteReport, Error> {
             mode,
             field: opts.field.clone(),
             raw: false,
+            tus_chunk: None,
             seed: 1,
         })?);
     }

@@ -131,15 +131,21 @@ fn failures_are_counted_by_status_and_reported() {
 #[test]
 fn uploads_are_verified_against_the_servers_sha256() {
     let server = service();
-    for (mode, raw) in [(UploadMode::Parallel, false), (UploadMode::Serial, true)] {
-        let url = format!("{}/files", server.url);
+    let tus = Some(512 * 1024);
+    for (mode, raw, tus_chunk, path) in [
+        (UploadMode::Parallel, false, None, "/files"),
+        (UploadMode::Serial, true, None, "/files"),
+        // 1.5 MB in PATCHes of 512 KiB: three full ones and a short last one.
+        (UploadMode::Parallel, false, tus, "/uploads/"),
+    ] {
         let opts = UploadOptions {
-            url,
+            url: format!("{}{path}", server.url),
             files: 3,
             size: 1_500_000,
             mode,
             field: "file".into(),
             raw,
+            tus_chunk,
             seed: 7,
         };
         let report = upload(&opts).unwrap();
@@ -154,6 +160,7 @@ fn uploads_are_verified_against_the_servers_sha256() {
         mode: UploadMode::Parallel,
         field: "file".into(),
         raw: false,
+        tus_chunk: None,
         seed: 7,
     };
     let report = upload(&opts).unwrap();

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Resumable uploads against one-shot ones (issue #17): one 2 GiB file sent as a tus upload in
+# 8 MiB PATCHes and as one raw PUT, by the same client (bench-client) to the same service in
+# the same run, repetitions interleaved, each on a fresh store after a `sync`; medians, the
+# ratio, and the service's peak RSS above idle during each kind of upload. Local disk.
+#
+#   scripts/bench-tus.sh           # REPS=5, SIZE=2GiB, CHUNK=8MiB, FSYNC=true by default
+#
+# Stops only what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPS=${REPS:-5}
+SIZE=${SIZE:-2GiB}
+CHUNK=${CHUNK:-8MiB}
+FSYNC=${FSYNC:-true}
+# shellcheck source=lib/bench-common.sh
+. scripts/lib/bench-common.sh
+bench_setup bench-tus
+
+cargo build --release -q -p upload-http -p bench-client
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+SVC=
+
+start_service() { # a fresh store each time; sets SVC once ready
+  rm -rf "$WORK/data"
+  UPLOAD__SERVER__PORT=$PORT UPLOAD__SERVER__WORKERS=2 RUST_LOG=warn \
+    UPLOAD__STORAGE__ROOT="$WORK/data" UPLOAD__STORAGE__FSYNC=$FSYNC \
+    UPLOAD__LIMITS__MAX_FILE_SIZE=4GiB UPLOAD__LIMITS__MAX_REQUEST_SIZE=4GiB \
+    target/release/upload-http >>"$WORK/service.log" 2>&1 &
+  SVC=$!
+  PIDS+=("$SVC")
+  for _ in $(seq 200); do curl -fs -o /dev/null "$URL/readyz" && return; sleep 0.05; done
+  cat "$WORK/service.log"; exit 1
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# one KIND: a single upload with bench-client; prints "MB/s peak-RSS-above-idle-MiB".
+one() {
+  local kind=$1 args idle peak json=$WORK/report.json
+  case $kind in
+    put) args=("$URL/files" --raw) ;;
+    tus) args=("$URL/uploads/" --tus "$CHUNK") ;;
+  esac
+  start_service
+  sync
+  idle=$(rss_kib "$SVC")
+  target/release/bench-client upload "${args[@]}" --files 1 --size "$SIZE" --mode serial \
+    --json "$json" >/dev/null &
+  local client=$!
+  peak=$idle
+  while kill -0 "$client" 2>/dev/null; do
+    local now_kib; now_kib=$(rss_kib "$SVC"); (( now_kib > peak )) && peak=$now_kib
+    sleep 0.05
+  done
+  wait "$client"
+  python3 - "$json" "$idle" "$peak" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] == 1 and r["verified"] == 1, r
+print(f'{r["mb_per_s"]:.1f} {(int(sys.argv[3]) - int(sys.argv[2])) / 1024:.1f}')
+PY
+  stop "$SVC"
+}
+
+declare -A RATE RSS
+for rep in $(seq "$REPS"); do
+  for kind in put tus; do
+    read -r rate rss < <(one "$kind")
+    log "rep $rep $kind: $rate MB/s, RSS +$rss MiB"
+    RATE[$kind]+="$rate "
+    RSS[$kind]+="$rss "
+  done
+done
+
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+max() { tr ' ' '\n' <<<"$1" | grep . | sort -g | tail -n1; }
+put=$(med "${RATE[put]}"); tus=$(med "${RATE[tus]}")
+printf '%s upload, local disk, fsync=%s, medians of %s (samples in MB/s)\n' "$SIZE" "$FSYNC" "$REPS"
+printf '  one raw PUT            %8s MB/s  [%s]  peak RSS +%s MiB\n' "$put" "${RATE[put]% }" "$(max "${RSS[put]}")"
+printf '  tus, %s PATCHes     %8s MB/s  [%s]  peak RSS +%s MiB\n' "$CHUNK" "$tus" "${RATE[tus]% }" "$(max "${RSS[tus]}")"
+awk -v a="$tus" -v b="$put" 'BEGIN {printf "  tus / one-shot: %.2fx\n", a / b}'
