@@ -36,16 +36,21 @@ impl std::fmt::Debug for Object {
     }
 }
 
-/// Where one upload's bytes go. The put pipeline feeds it coalesced chunks in
-/// order; dropping it before `commit` must leave nothing behind.
+/// Where one upload's bytes go. The intake (`pipeline.rs`) feeds it
+/// coalesced chunks in order; dropping it before its bytes are committed or
+/// saved must leave nothing behind.
 pub(crate) trait Sink {
     /// Stores the next batch. Returns as soon as it is queued, so the caller
     /// keeps receiving while it is written.
     async fn write(&mut self, batch: Batch) -> Result<()>;
     /// Waits for every write and makes the bytes durable (not yet visible).
     async fn finish(&mut self) -> Result<()>;
-    /// Makes the object visible together with its metadata.
-    async fn commit(self, info: &FileInfo) -> Result<()>;
     /// Discards everything written, returning once nothing is left.
     async fn abort(self);
+}
+
+/// A sink whose bytes become one object.
+pub(crate) trait ObjectSink: Sink {
+    /// Makes the object visible together with its metadata.
+    async fn commit(self, info: &FileInfo) -> Result<()>;
 }

@@ -6,7 +6,7 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::backend::{Object, Sink};
+use crate::backend::{Object, ObjectSink};
 use crate::background::Background;
 use crate::damaged::DamagedSet;
 use crate::local::{LocalConfig, LocalStore};
@@ -81,13 +81,15 @@ impl Storage {
     /// Runs `work` to its end on a thread with a runtime of its own: the
     /// caller's may be shutting down, which is why it is not waiting for it.
     /// [`settle`](Self::settle) waits for it.
-    pub(crate) fn in_background<F>(&self, name: &'static str, work: F)
+    /// `work` makes the future there, so that it need not be `Send`.
+    pub(crate) fn in_background<W, F>(&self, name: &'static str, work: W)
     where
-        F: Future<Output = ()> + Send + 'static,
+        W: FnOnce() -> F + Send + 'static,
+        F: Future<Output = ()>,
     {
         self.background.spawn(name, move || {
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(work),
+                Ok(runtime) => runtime.block_on(work()),
                 Err(e) => log::error!("cannot start a runtime for {name}: {e}"),
             }
         });
@@ -96,7 +98,7 @@ impl Storage {
     /// Deletes `ids` in the background (see [`in_background`](Self::in_background)).
     pub(crate) fn delete_in_background(&self, ids: Vec<ObjectId>) {
         let storage = self.clone();
-        self.in_background("rollback", async move {
+        self.in_background("rollback", move || async move {
             for id in &ids {
                 match storage.delete(id).await {
                     Ok(()) | Err(Error::NotFound(_)) => {}
@@ -256,7 +258,7 @@ async fn drive<K, S, E>(
     content_type: String,
 ) -> Result<FileInfo>
 where
-    K: Sink,
+    K: ObjectSink,
     S: Stream<Item = std::result::Result<Bytes, E>>,
     E: Into<BoxError>,
 {

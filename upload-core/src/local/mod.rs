@@ -35,14 +35,13 @@ mod write;
 pub use config::LocalConfig;
 use direct::{DIRECT_FROM, direct_io_works};
 use index::Index;
-pub(crate) use uploads::{Claim, LocalUploads};
-pub(crate) use write::LocalSink;
+use uploads::LocalUploads;
 
 use layout::{
     DATA, LOCK, OBJECTS, TMP, TempGuard, UPLOADS, create_data_file, not_found, read_meta,
     remove_object_dir, sweep, sync_dir,
 };
-use write::Job;
+use write::{Job, LocalSink};
 
 use crate::backend::Object;
 use crate::offload::{Worker, blocking};
@@ -60,7 +59,7 @@ pub(crate) struct LocalStore {
     /// Data files are written with `O_DIRECT` (asked for, and the file system takes it).
     direct: bool,
     /// Resumable uploads.
-    uploads: LocalUploads,
+    uploads: Arc<LocalUploads>,
     /// Held for the store's lifetime: the flock is what makes sweeping `tmp/` safe.
     _lock: File,
 }
@@ -103,7 +102,7 @@ impl LocalStore {
                     root.display()
                 );
             }
-            let uploads = LocalUploads {
+            let uploads = Arc::new(LocalUploads {
                 uploads: root.join(UPLOADS),
                 tmp: tmp.clone(),
                 objects: objects.clone(),
@@ -111,13 +110,13 @@ impl LocalStore {
                 fsync: config.fsync,
                 direct,
                 busy: Arc::default(),
-            };
+            });
             Ok(Self { objects, tmp, index, fsync: config.fsync, direct, uploads, _lock: lock })
         })
         .await
     }
 
-    pub(crate) fn uploads(&self) -> &LocalUploads {
+    pub(crate) fn uploads(&self) -> &Arc<LocalUploads> {
         &self.uploads
     }
 

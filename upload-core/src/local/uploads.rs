@@ -24,7 +24,7 @@ use super::layout::{
 };
 use super::write::{Job, LocalSink};
 use crate::offload::{Worker, blocking};
-use crate::staged::UploadStatus;
+use crate::staged::{UploadStatus, UploadStore};
 use crate::{Error, FileInfo, ObjectId, Result};
 
 /// The uploads in progress under one root.
@@ -67,9 +67,14 @@ impl LocalUploads {
     fn dir(&self, id: &ObjectId) -> PathBuf {
         self.uploads.join(id.to_string())
     }
+}
 
-    /// Claims `id`, or fails at once with [`Error::Locked`].
-    pub(crate) fn claim(&self, id: &ObjectId) -> Result<Claim> {
+impl UploadStore for LocalUploads {
+    type Claim = Claim;
+    type Sink = LocalSink;
+
+    /// In memory: the root's lock makes this process the only one.
+    async fn claim(&self, id: &ObjectId) -> Result<Claim> {
         if !self.busy.lock().insert(*id) {
             return Err(Error::Locked(id.to_string()));
         }
@@ -78,7 +83,11 @@ impl LocalUploads {
 
     /// Builds the upload in `tmp/` and renames it into `uploads/`: an
     /// upload directory always has its state.
-    pub(crate) async fn create(&self, status: &UploadStatus) -> Result<()> {
+    async fn release(&self, claim: Claim) {
+        drop(claim);
+    }
+
+    async fn create(&self, status: &UploadStatus) -> Result<()> {
         let (staging, target) = (self.tmp.join(status.id.to_string()), self.dir(&status.id));
         let (status, fsync, uploads) = (status.clone(), self.fsync, self.uploads.clone());
         blocking(move || {
@@ -99,14 +108,13 @@ impl LocalUploads {
         .await
     }
 
-    pub(crate) async fn status(&self, id: &ObjectId) -> Result<UploadStatus> {
+    async fn status(&self, id: &ObjectId) -> Result<UploadStatus> {
         let (dir, id) = (self.dir(id), *id);
         blocking(move || read_state(&dir, &id)).await
     }
 
-    /// A sink that appends at `status.offset`, cutting off what a failed
-    /// append left past it. Dropping it leaves the upload as it was saved.
-    pub(crate) async fn resume(&self, _claim: &Claim, status: &UploadStatus) -> Result<LocalSink> {
+    /// Cuts off what a failed append left past the saved offset.
+    async fn resume(&self, _claim: &Claim, status: &UploadStatus) -> Result<LocalSink> {
         let (dir, id, offset) = (self.dir(&status.id), status.id, status.offset);
         let (fsync, direct) = (self.fsync, self.direct);
         let job = blocking(move || {
@@ -130,14 +138,22 @@ impl LocalUploads {
         })
     }
 
-    /// Saves where the upload stands; its bytes were made durable before.
-    pub(crate) async fn save(&self, _claim: &Claim, status: &UploadStatus) -> Result<()> {
+    async fn save(&self, _claim: &Claim, status: &UploadStatus, sink: LocalSink) -> Result<()> {
         let (dir, status, fsync) = (self.dir(&status.id), status.clone(), self.fsync);
-        blocking(move || write_state(&dir, &status, fsync)).await
+        blocking(move || {
+            drop(sink); // closes the data file, off the executor
+            write_state(&dir, &status, fsync)
+        })
+        .await
     }
 
-    /// Commits the upload as the object `info` describes, as a put commits.
-    pub(crate) async fn commit(&self, claim: Claim, info: &FileInfo) -> Result<()> {
+    /// The data file already holds the bytes in order.
+    async fn seal(&self, _claim: &Claim, _status: &UploadStatus) -> Result<()> {
+        Ok(())
+    }
+
+    /// Commits as a put commits: `Job::commit` renames the directory into `objects/`.
+    async fn commit(&self, claim: Claim, info: &FileInfo) -> Result<()> {
         let meta = serde_json::to_vec_pretty(info).map_err(io::Error::other)?;
         let (dir, id, size) = (self.dir(&info.id), info.id, info.size);
         let (objects, index, fsync) = (self.objects.clone(), Arc::clone(&self.index), self.fsync);
@@ -162,8 +178,8 @@ impl LocalUploads {
         .await
     }
 
-    /// Removes the upload: it is gone at once, its space freed just after.
-    pub(crate) async fn remove(&self, claim: Claim) -> Result<()> {
+    /// Gone at once (renamed into `tmp/`), its space freed just after.
+    async fn remove(&self, claim: Claim) -> Result<()> {
         let (dir, id) = (self.dir(&claim.id), claim.id);
         let trash = self.tmp.join(format!("{id}.aborted-{}", ObjectId::new()));
         let (uploads, fsync) = (self.uploads.clone(), self.fsync);
@@ -179,13 +195,9 @@ impl LocalUploads {
         .await
     }
 
-    /// Writes the partials' bytes one after another into a new object,
-    /// hashing on from the first one's saved midstate.
-    pub(crate) async fn concatenate(
-        &self,
-        parts: Vec<UploadStatus>,
-        mut info: FileInfo,
-    ) -> Result<FileInfo> {
+    /// Hashes on from the first partial's saved midstate: the kernel copies
+    /// its bytes, and only the later partials are read.
+    async fn concatenate(&self, parts: Vec<UploadStatus>, mut info: FileInfo) -> Result<FileInfo> {
         let staging = self.tmp.join(info.id.to_string());
         let dirs: Vec<PathBuf> = parts.iter().map(|p| self.dir(&p.id)).collect();
         let (objects, index, fsync) = (self.objects.clone(), Arc::clone(&self.index), self.fsync);
@@ -224,10 +236,9 @@ impl LocalUploads {
         .await
     }
 
-    /// Removes the uploads expired at `now` that no request is working on.
-    pub(crate) async fn sweep_expired(&self, now: OffsetDateTime) -> Result<usize> {
+    async fn expired(&self, now: OffsetDateTime) -> Result<Vec<ObjectId>> {
         let uploads = self.uploads.clone();
-        let expired = blocking(move || {
+        blocking(move || {
             let mut expired = Vec::new();
             for entry in fs::read_dir(&uploads)? {
                 let entry = entry?;
@@ -242,18 +253,7 @@ impl LocalUploads {
             }
             Ok(expired)
         })
-        .await?;
-        let mut removed = 0;
-        for id in expired {
-            // One being appended to is alive: its append extends it.
-            let Ok(claim) = self.claim(&id) else { continue };
-            match self.remove(claim).await {
-                Ok(()) => removed += 1,
-                Err(Error::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(removed)
+        .await
     }
 }
 

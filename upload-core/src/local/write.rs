@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::direct::{AlignedBuf, DIO_ALIGN, DIRECT_BUFFER, set_direct, start_writeback};
 use super::index::Index;
 use super::layout::{META, TempGuard, sync_dir};
-use crate::backend::{Batch, Sink};
+use crate::backend::{Batch, ObjectSink, Sink};
 use crate::offload::{Worker, blocking};
 use crate::{Error, FileInfo, Result};
 
@@ -149,6 +149,17 @@ impl Sink for LocalSink {
         Ok(())
     }
 
+    async fn abort(self) {
+        let job = match (self.job, self.finished) {
+            (Some(worker), _) => worker.finish().await.ok(),
+            (None, finished) => finished,
+        };
+        // The guard removes the temp directory: file system work, off the executor.
+        let _ = tokio::task::spawn_blocking(move || drop(job)).await;
+    }
+}
+
+impl ObjectSink for LocalSink {
     async fn commit(self, info: &FileInfo) -> Result<()> {
         let job = self.finished.ok_or_else(out_of_order)?;
         let meta = serde_json::to_vec_pretty(info).map_err(io::Error::other)?;
@@ -160,15 +171,6 @@ impl Sink for LocalSink {
             Ok(())
         })
         .await
-    }
-
-    async fn abort(self) {
-        let job = match (self.job, self.finished) {
-            (Some(worker), _) => worker.finish().await.ok(),
-            (None, finished) => finished,
-        };
-        // The guard removes the temp directory: file system work, off the executor.
-        let _ = tokio::task::spawn_blocking(move || drop(job)).await;
     }
 }
 

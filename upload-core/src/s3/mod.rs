@@ -10,6 +10,7 @@
 //! part is sent as a single `PUT` straight to `objects/<id>`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -19,21 +20,20 @@ use object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt,
     RetryConfig,
 };
-use serde::Deserialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use tokio::task::JoinSet;
 
 mod config;
 mod metadata;
 mod signed;
 mod sink;
+mod uploads;
 
 pub use config::S3Config;
 use config::normalize_prefix;
 use metadata::file_info;
 use signed::{Signed, unavailable};
 pub(crate) use sink::S3Sink;
+use uploads::S3Uploads;
 
 use crate::backend::Object;
 use crate::{ByteRange, Error, FileInfo, ObjectId, Page, Result};
@@ -49,7 +49,9 @@ const LIST_HEADS: usize = 16;
 /// replaces metadata, and a bucket probe), signed with the same credentials.
 pub(crate) struct S3Store {
     store: AmazonS3,
-    signed: Signed,
+    signed: Arc<Signed>,
+    /// Resumable uploads.
+    uploads: Arc<S3Uploads>,
     prefix: String,
     part_size: usize,
     concurrency: usize,
@@ -147,10 +149,19 @@ impl S3Store {
             .build()
             .map_err(|e| invalid(e.to_string()))?;
         let credential = AwsCredential { key_id, secret_key: secret, token };
-        let signed = Signed { http, credential, region, bucket_url, bucket: bucket.clone() };
+        let signed =
+            Arc::new(Signed { http, credential, region, bucket_url, bucket: bucket.clone() });
+        let uploads = Arc::new(S3Uploads {
+            store: store.clone(),
+            signed: Arc::clone(&signed),
+            prefix: prefix.clone(),
+            part_size: part_size as usize,
+            concurrency: config.concurrency,
+        });
         Ok(Self {
             store,
             signed,
+            uploads,
             prefix,
             part_size: part_size as usize,
             concurrency: config.concurrency,
@@ -161,24 +172,12 @@ impl S3Store {
         Path::from(format!("{}objects/{id}", self.prefix))
     }
 
-    fn staging_path(&self, id: &ObjectId) -> Path {
-        Path::from(format!("{}incoming/{id}", self.prefix))
+    pub(crate) fn begin(&self, id: ObjectId) -> S3Sink<'_> {
+        S3Sink::new(&self.store, &self.signed, id, &self.prefix, self.part_size, self.concurrency)
     }
 
-    pub(crate) fn begin(&self, id: ObjectId) -> S3Sink<'_> {
-        S3Sink {
-            store: &self.store,
-            signed: &self.signed,
-            id,
-            staging: self.staging_path(&id),
-            target: self.object_path(&id),
-            part_size: self.part_size,
-            concurrency: self.concurrency,
-            pending: Vec::new(),
-            pending_len: 0,
-            upload: None,
-            parts: JoinSet::new(),
-        }
+    pub(crate) fn uploads(&self) -> &Arc<S3Uploads> {
+        &self.uploads
     }
 
     pub(crate) async fn get(&self, id: &ObjectId, range: Option<ByteRange>) -> Result<Object> {
@@ -298,60 +297,16 @@ impl S3Store {
             self.store.delete(path).await.map_err(unavailable)?;
         }
 
-        let query = format!("?uploads&prefix={}incoming/", self.prefix);
-        let response = self.signed.send(http::Method::GET, &query, http::HeaderMap::new()).await?;
-        let status = response.status();
-        let body = response.text().await.map_err(unavailable)?;
-        if !status.is_success() {
-            return Err(Error::Unavailable(format!("listing multipart uploads: {status} {body}")));
-        }
-        let listing: MultipartUploads = quick_xml::de::from_str(&body)
-            .map_err(|e| Error::Unavailable(format!("listing multipart uploads: {e}")))?;
         let mut aborted = 0;
-        for upload in listing.uploads {
-            let initiated = OffsetDateTime::parse(&upload.initiated, &Rfc3339).map_err(|e| {
-                Error::Unavailable(format!("upload initiated {:?}: {e}", upload.initiated))
-            })?;
-            if initiated >= cutoff {
-                continue;
-            }
-            let id = percent_encoding::utf8_percent_encode(&upload.upload_id, QUERY_ESCAPES);
-            let key = format!("{}?uploadId={id}", upload.key);
-            let status = self
-                .signed
-                .send(http::Method::DELETE, &key, http::HeaderMap::new())
-                .await?
-                .status();
-            match status {
-                s if s.is_success() => aborted += 1,
-                // Another replica's sweep was first.
-                http::StatusCode::NOT_FOUND => {}
-                s => return Err(Error::Unavailable(format!("aborting {key}: {s}"))),
+        for upload in self.signed.multipart_uploads(&format!("{}incoming/", self.prefix)).await? {
+            // Another replica's sweep may be first.
+            if upload.initiated < cutoff && self.signed.abort_multipart(&upload).await? {
+                aborted += 1;
             }
         }
         Ok(stale.len() + aborted)
     }
 }
-
-/// `ListMultipartUploads`, the part of it the sweep reads.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct MultipartUploads {
-    #[serde(default, rename = "Upload")]
-    uploads: Vec<MultipartUploadEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct MultipartUploadEntry {
-    key: String,
-    upload_id: String,
-    initiated: String,
-}
-
-/// Characters left as they are in a query value (RFC 3986 unreserved).
-const QUERY_ESCAPES: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 #[cfg(test)]
 mod tests {

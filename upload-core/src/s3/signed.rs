@@ -9,8 +9,19 @@ use object_store::aws::{AwsAuthorizer, AwsCredential};
 use object_store::client::HttpRequestBody;
 use object_store::path::Path;
 
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use super::metadata::attributes;
 use crate::{Error, FileInfo, Result};
+
+/// An unfinished multipart upload, as `ListMultipartUploads` shows it.
+pub(super) struct PendingUpload {
+    pub(super) key: String,
+    pub(super) upload_id: String,
+    pub(super) initiated: OffsetDateTime,
+}
 
 /// A store error, as every S3 failure reaches callers: retry later.
 pub(super) fn unavailable(e: impl fmt::Display) -> Error {
@@ -86,4 +97,62 @@ impl Signed {
         }
         Ok(())
     }
+
+    /// The unfinished multipart uploads under `prefix` (one page, up to 1000).
+    pub(super) async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
+        let query = format!("?uploads&prefix={}", utf8_query(prefix));
+        let response = self.send(http::Method::GET, &query, http::HeaderMap::new()).await?;
+        let status = response.status();
+        let body = response.text().await.map_err(unavailable)?;
+        if !status.is_success() {
+            return Err(Error::Unavailable(format!("listing multipart uploads: {status} {body}")));
+        }
+        let listing: MultipartUploads = quick_xml::de::from_str(&body)
+            .map_err(|e| Error::Unavailable(format!("listing multipart uploads: {e}")))?;
+        listing
+            .uploads
+            .into_iter()
+            .map(|upload| {
+                let initiated =
+                    OffsetDateTime::parse(&upload.initiated, &Rfc3339).map_err(|e| {
+                        Error::Unavailable(format!("upload initiated {:?}: {e}", upload.initiated))
+                    })?;
+                Ok(PendingUpload { key: upload.key, upload_id: upload.upload_id, initiated })
+            })
+            .collect()
+    }
+
+    /// Aborts a multipart upload; `false` if another process was first.
+    pub(super) async fn abort_multipart(&self, upload: &PendingUpload) -> Result<bool> {
+        let key = format!("{}?uploadId={}", upload.key, utf8_query(&upload.upload_id));
+        let status = self.send(http::Method::DELETE, &key, http::HeaderMap::new()).await?.status();
+        match status {
+            s if s.is_success() => Ok(true),
+            http::StatusCode::NOT_FOUND => Ok(false),
+            s => Err(Error::Unavailable(format!("aborting {key}: {s}"))),
+        }
+    }
+}
+
+/// `ListMultipartUploads`, the part of it the service reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MultipartUploads {
+    #[serde(default, rename = "Upload")]
+    uploads: Vec<MultipartUploadEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MultipartUploadEntry {
+    key: String,
+    upload_id: String,
+    initiated: String,
+}
+
+/// `text` escaped for a query value (RFC 3986 unreserved characters kept).
+fn utf8_query(text: &str) -> String {
+    const ESCAPES: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(text, ESCAPES).to_string()
 }

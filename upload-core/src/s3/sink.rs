@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::metadata::attributes;
 use super::signed::{Signed, unavailable};
-use crate::backend::{Batch, Sink};
+use crate::backend::{Batch, ObjectSink, Sink};
 use crate::{FileInfo, ObjectId, Result};
 
 /// One upload in progress. Parts are sent by tasks of their own, so they go
@@ -40,6 +40,32 @@ impl fmt::Debug for S3Sink<'_> {
     }
 }
 
+impl<'a> S3Sink<'a> {
+    /// A put of object `id` under `prefix`.
+    pub(super) fn new(
+        store: &'a AmazonS3,
+        signed: &'a Signed,
+        id: ObjectId,
+        prefix: &str,
+        part_size: usize,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            store,
+            signed,
+            id,
+            staging: Path::from(format!("{prefix}incoming/{id}")),
+            target: Path::from(format!("{prefix}objects/{id}")),
+            part_size,
+            concurrency,
+            pending: Vec::new(),
+            pending_len: 0,
+            upload: None,
+            parts: JoinSet::new(),
+        }
+    }
+}
+
 impl S3Sink<'_> {
     /// Sends the pending bytes as the next part, first waiting (backpressure)
     /// while `concurrency` parts are in flight.
@@ -61,24 +87,9 @@ impl S3Sink<'_> {
         Ok(())
     }
 
-    /// The next part: exactly `part_size` bytes (or what is left), cut
-    /// from the pending chunks without copying.
+    /// The next part: exactly `part_size` bytes (or what is left).
     fn take_part(&mut self) -> PutPayload {
-        let mut want = self.part_size.min(self.pending_len);
-        self.pending_len -= want;
-        let mut part = Vec::new();
-        let mut rest = std::mem::take(&mut self.pending).into_iter();
-        for mut piece in rest.by_ref() {
-            if piece.len() > want {
-                part.push(piece.split_to(want));
-                self.pending.push(piece);
-                break;
-            }
-            want -= piece.len();
-            part.push(piece);
-        }
-        self.pending.extend(rest);
-        part.into_iter().collect()
+        cut_part(&mut self.pending, &mut self.pending_len, self.part_size)
     }
 
     async fn join_one(&mut self) -> Result<()> {
@@ -97,6 +108,30 @@ impl S3Sink<'_> {
             log::warn!("could not abort the multipart upload of {}: {e}", self.id);
         }
     }
+}
+
+/// The first `size` bytes of `pending` (or all of them), cut from its
+/// chunks without copying.
+pub(super) fn cut_part(
+    pending: &mut Vec<Bytes>,
+    pending_len: &mut usize,
+    size: usize,
+) -> PutPayload {
+    let mut want = size.min(*pending_len);
+    *pending_len -= want;
+    let mut part = Vec::new();
+    let mut rest = std::mem::take(pending).into_iter();
+    for mut piece in rest.by_ref() {
+        if piece.len() > want {
+            part.push(piece.split_to(want));
+            pending.push(piece);
+            break;
+        }
+        want -= piece.len();
+        part.push(piece);
+    }
+    pending.extend(rest);
+    part.into_iter().collect()
 }
 
 impl Sink for S3Sink<'_> {
@@ -127,6 +162,12 @@ impl Sink for S3Sink<'_> {
         Ok(())
     }
 
+    async fn abort(mut self) {
+        self.abort_upload().await;
+    }
+}
+
+impl ObjectSink for S3Sink<'_> {
     async fn commit(mut self, info: &FileInfo) -> Result<()> {
         let target = self.target.clone();
         let Some(upload) = self.upload.as_mut() else {
@@ -147,10 +188,6 @@ impl Sink for S3Sink<'_> {
             log::warn!("could not delete the staging object {staging}: {e}");
         }
         copied
-    }
-
-    async fn abort(mut self) {
-        self.abort_upload().await;
     }
 }
 

@@ -98,6 +98,7 @@ pub struct TestStore {
     pub dir: TempDir,
     pub backend: Backend,
     prefix: String,
+    config: StorageConfig,
 }
 
 impl TestStore {
@@ -118,7 +119,15 @@ impl TestStore {
             }),
         };
         let storage = Storage::open(&config).await.unwrap();
-        Self { storage, dir, backend, prefix }
+        Self { storage, dir, backend, prefix, config }
+    }
+
+    /// The same store closed and opened again, as a restarted process opens it.
+    pub async fn reopen(self) -> Self {
+        let Self { storage, dir, backend, prefix, config } = self;
+        drop(storage);
+        let storage = Storage::open(&config).await.unwrap();
+        Self { storage, dir, backend, prefix, config }
     }
 
     /// Ids of the visible objects, as the backend itself shows them.
@@ -141,6 +150,14 @@ impl TestStore {
                 );
                 found
             }
+        }
+    }
+
+    /// What is kept of resumable uploads: directories under `uploads/`, or keys.
+    pub async fn upload_keys(&self) -> Vec<String> {
+        match self.backend {
+            Backend::Local => entries(self.dir.path(), "uploads"),
+            Backend::S3 => s3_keys(&format!("{}uploads/", self.prefix)).await,
         }
     }
 

@@ -12,20 +12,7 @@ use upload_core::{
 
 use crate::common::*;
 
-/// Runs each named `async fn(Backend)` test on the local backend (the S3
-/// backend has no resumable uploads yet).
-macro_rules! on_local_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread")]
-            async fn local() {
-                super::$name(crate::common::Backend::Local).await
-            }
-        }
-    )*};
-}
-
-on_local_backend!(
+on_both_backends!(
     appends_in_any_pieces_complete_to_the_same_object,
     a_wrong_offset_changes_nothing,
     a_bad_checksum_discards_the_append,
@@ -85,6 +72,7 @@ async fn appends_in_any_pieces_complete_to_the_same_object(backend: Backend) {
         assert!(matches!(t.storage.upload_status(&info.id).await, Err(Error::NotFound(_))));
     }
     assert_eq!(t.leftovers().await, Vec::<String>::new());
+    assert_eq!(t.upload_keys().await, Vec::<String>::new());
 }
 
 async fn a_wrong_offset_changes_nothing(backend: Backend) {
@@ -154,15 +142,15 @@ async fn a_cut_body_keeps_what_arrived_unless_checksummed(backend: Backend) {
     assert!(matches!(err, Error::Body(_)), "{err:?}");
     assert_eq!(t.storage.upload_status(&id).await.unwrap().offset, 1000);
 
-    // A restart (the store reopened on the same root) goes on from there.
-    drop(t.storage);
-    let storage = Storage::open(&config(t.dir.path(), true)).await.unwrap();
+    // A restart (the store opened again) goes on from there.
+    let t = t.reopen().await;
+    let storage = &t.storage;
     let status = storage.upload_status(&id).await.unwrap();
     assert_eq!((status.offset, status.length), (1000, Some(data.len() as u64)));
-    append(&storage, &id, 1000, &data[1000..]).await.unwrap();
+    append(storage, &id, 1000, &data[1000..]).await.unwrap();
     let info = storage.complete_upload(&id).await.unwrap();
     assert_eq!(info.sha256, sha256_hex(&data));
-    assert_eq!(read(&storage, &id, None).await, data);
+    assert_eq!(read(storage, &id, None).await, data);
 }
 
 /// The append's future dropped mid-body (the HTTP server drops a handler
@@ -314,5 +302,5 @@ async fn an_aborted_upload_leaves_nothing(backend: Backend) {
     assert!(matches!(t.storage.abort_upload(&id).await, Err(Error::NotFound(_))));
     assert!(matches!(append(&t.storage, &id, 0, b"x").await, Err(Error::NotFound(_))));
     t.assert_empty().await;
-    assert_eq!(entries(t.dir.path(), "uploads"), Vec::<String>::new());
+    assert_eq!(t.upload_keys().await, Vec::<String>::new());
 }

@@ -9,16 +9,16 @@
 
 use std::time::Duration;
 
-use std::pin::pin;
-
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::checksum::ChunkHasher;
-use crate::local::{Claim, LocalSink};
-use crate::pipeline::{Hashes, Intake};
+mod ops;
+mod store;
+
+pub(crate) use store::UploadStore;
+
 use crate::sha256::Sha256State;
 use crate::storage::Backend;
 use crate::{BoxError, Checksum, Error, FileInfo, FileName, ObjectId, Result, Storage};
@@ -94,7 +94,7 @@ impl UploadStatus {
 
     /// Counts `size` more bytes, whose SHA-256 runs on to `sha256`, and
     /// extends the expiry.
-    fn advance(&mut self, size: u64, sha256: Sha256State) {
+    pub(crate) fn advance(&mut self, size: u64, sha256: Sha256State) {
         self.offset += size;
         self.sha256 = sha256;
         self.expires_at = OffsetDateTime::now_utc() + self.expire_after;
@@ -105,7 +105,7 @@ impl UploadStatus {
     }
 
     /// The object this upload becomes, committed now.
-    fn file_info(&self) -> FileInfo {
+    pub(crate) fn file_info(&self) -> FileInfo {
         FileInfo {
             id: self.id,
             filename: self.filename.clone(),
@@ -126,76 +126,20 @@ pub struct Append {
     pub length: Option<u64>,
 }
 
-/// An append in progress. Dropped before its end with `keep` set, it saves
-/// what arrived in the background.
-struct Progress {
-    intake: Option<Intake<LocalSink>>,
-    status: Option<(UploadStatus, Claim)>,
-    storage: Storage,
-    keep: bool,
-}
-
-impl Progress {
-    fn intake(&mut self) -> &mut Intake<LocalSink> {
-        self.intake.as_mut().expect("taken only when the append ends")
-    }
-
-    fn take(&mut self) -> (Intake<LocalSink>, (UploadStatus, Claim)) {
-        let intake = self.intake.take().expect("taken once");
-        (intake, self.status.take().expect("taken once"))
-    }
-
-    async fn abort(mut self) {
-        let (intake, _) = self.take();
-        intake.abort().await;
-    }
-
-    /// Makes what arrived durable and saves the upload's new offset, in the
-    /// background: the caller's future may be dropped as soon as its client
-    /// is gone, and the save must not stop half-way.
-    async fn save(mut self) -> Result<()> {
-        let (done, saved) = tokio::sync::oneshot::channel();
-        self.save_in_background(done);
-        saved.await.unwrap_or_else(|_| Err(Error::Io(std::io::Error::other("save was lost"))))
-    }
-
-    fn save_in_background(&mut self, done: tokio::sync::oneshot::Sender<Result<()>>) {
-        let (Some(intake), Some((status, claim))) = (self.intake.take(), self.status.take()) else {
-            return;
-        };
-        let (storage, id) = (self.storage.clone(), status.id);
-        self.storage.in_background("save", async move {
-            let saved = save(&storage, intake, status, claim).await;
-            if let Err(e) = &saved {
-                log::warn!("could not save what arrived of upload {id}: {e}");
+/// Runs `$body` with `$uploads` bound to the backend's [`UploadStore`].
+macro_rules! on_uploads {
+    ($storage:expr, $uploads:ident => $body:expr) => {
+        match &*$storage.backend {
+            Backend::Local(store) => {
+                let $uploads = store.uploads();
+                $body
             }
-            let _ = done.send(saved);
-        });
-    }
-}
-
-async fn save(
-    storage: &Storage,
-    mut intake: Intake<LocalSink>,
-    mut status: UploadStatus,
-    claim: Claim,
-) -> Result<()> {
-    let received = intake.finish().await?;
-    drop(intake);
-    if received.size > 0 {
-        status.advance(received.size, received.hashes.sha256);
-        storage.local_uploads()?.save(&claim, &status).await?;
-    }
-    Ok(())
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        // Without `keep` the sink drops its unsaved bytes; the saved state is untouched.
-        if self.keep {
-            self.save_in_background(tokio::sync::oneshot::channel().0);
+            Backend::S3(store) => {
+                let $uploads = store.uploads();
+                $body
+            }
         }
-    }
+    };
 }
 
 impl Storage {
@@ -254,10 +198,7 @@ impl Storage {
             expire_after: new.expire_after,
             sha256: Sha256State::default(),
         };
-        match &*self.backend {
-            Backend::Local(store) => store.uploads().create(&status).await?,
-            Backend::S3(_) => return Err(Error::Unsupported("resumable uploads")),
-        }
+        on_uploads!(self, uploads => uploads.create(&status).await)?;
         Ok(status)
     }
 
@@ -268,14 +209,7 @@ impl Storage {
     /// completed: the object then exists under the same id),
     /// [`Error::Expired`], [`Error::Io`].
     pub async fn upload_status(&self, id: &ObjectId) -> Result<UploadStatus> {
-        let status = match &*self.backend {
-            Backend::Local(store) => store.uploads().status(id).await?,
-            Backend::S3(_) => return Err(Error::Unsupported("resumable uploads")),
-        };
-        if status.is_expired(OffsetDateTime::now_utc()) {
-            return Err(Error::Expired(id.to_string()));
-        }
-        Ok(status)
+        on_uploads!(self, uploads => ops::status(&**uploads, id).await)
     }
 
     /// Appends `body` at `offset`, which must be where the upload stands.
@@ -304,77 +238,7 @@ impl Storage {
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: Into<BoxError>,
     {
-        let store = self.local_uploads()?;
-        let claim = store.claim(id)?;
-        let mut status = self.upload_status(id).await?;
-        if offset != status.offset {
-            return Err(Error::OffsetMismatch { offset: status.offset });
-        }
-        if let Some(length) = append.length {
-            match status.length {
-                Some(known) if known != length => {
-                    return Err(Error::InvalidUpload(format!(
-                        "the upload's length is {known} and cannot change"
-                    )));
-                }
-                _ if length < status.offset => {
-                    return Err(Error::InvalidUpload(format!(
-                        "a length of {length} is less than the {} bytes already stored",
-                        status.offset
-                    )));
-                }
-                _ => {}
-            }
-            if let Some(limit) = status.max_size.filter(|&limit| length > limit) {
-                return Err(Error::TooLarge { limit });
-            }
-            status.length = Some(length);
-        }
-        let limit = match (status.length, status.max_size) {
-            (Some(length), Some(max)) => Some(length.min(max)),
-            (length, max) => length.or(max),
-        };
-        let hashes = Hashes {
-            sha256: status.sha256.clone(),
-            chunk: append.checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm)),
-        };
-        let sink = store.resume(&claim, &status).await?;
-        let intake = Intake::new(sink, hashes, status.offset, limit);
-        // Without a checksum, whatever stops the body (an error, or this
-        // future dropped with the client's connection), what arrived is kept.
-        let mut progress = Progress {
-            intake: Some(intake),
-            status: Some((status, claim)),
-            storage: self.clone(),
-            keep: append.checksum.is_none(),
-        };
-        let mut body = pin!(body);
-        while let Some(chunk) = body.next().await {
-            let pushed = match chunk {
-                Ok(chunk) => progress.intake().push(chunk).await,
-                Err(e) if progress.keep => {
-                    progress.save().await?;
-                    return Err(Error::Body(e.into()));
-                }
-                Err(e) => Err(Error::Body(e.into())),
-            };
-            if let Err(e) = pushed {
-                progress.abort().await;
-                return Err(e);
-            }
-        }
-        let received = progress.intake().finish().await;
-        let (intake, (mut status, claim)) = progress.take();
-        drop(intake);
-        let received = received?;
-        if let (Some(expected), Some(hasher)) = (&append.checksum, received.hashes.chunk)
-            && hasher.finalize() != expected.digest
-        {
-            return Err(Error::AppendChecksumMismatch { algorithm: expected.algorithm.name() });
-        }
-        status.advance(received.size, received.hashes.sha256);
-        store.save(&claim, &status).await?;
-        Ok(status)
+        on_uploads!(self, uploads => ops::append(self, uploads, id, offset, body, append).await)
     }
 
     /// Makes a finished upload an object, visible atomically with its
@@ -384,24 +248,7 @@ impl Storage {
     /// [`Error::InvalidUpload`] unless every byte has arrived, or for a
     /// partial upload; [`Error::Locked`], [`Error::NotFound`], [`Error::Expired`], [`Error::Io`].
     pub async fn complete_upload(&self, id: &ObjectId) -> Result<FileInfo> {
-        let store = self.local_uploads()?;
-        let claim = store.claim(id)?;
-        let status = self.upload_status(id).await?;
-        if status.partial {
-            return Err(Error::InvalidUpload(
-                "a partial upload becomes a file only through a concatenation".into(),
-            ));
-        }
-        if !status.is_finished() {
-            return Err(Error::InvalidUpload(format!(
-                "the upload has {} of {} bytes",
-                status.offset,
-                status.length.map_or_else(|| "an unknown number of".into(), |l| l.to_string())
-            )));
-        }
-        let info = status.file_info();
-        store.commit(claim, &info).await?;
-        Ok(info)
+        on_uploads!(self, uploads => ops::complete(&**uploads, id).await)
     }
 
     /// Removes an unfinished upload and everything stored of it.
@@ -409,9 +256,7 @@ impl Storage {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Locked`], [`Error::Io`].
     pub async fn abort_upload(&self, id: &ObjectId) -> Result<()> {
-        let store = self.local_uploads()?;
-        let claim = store.claim(id)?;
-        store.remove(claim).await
+        on_uploads!(self, uploads => ops::abort(&**uploads, id).await)
     }
 
     /// Stores the concatenation of finished partial uploads, in order, as a
@@ -429,43 +274,17 @@ impl Storage {
         content_type: Option<String>,
         max_size: Option<u64>,
     ) -> Result<FileInfo> {
-        let store = self.local_uploads()?;
         let content_type =
             crate::PutOptions { content_type, ..crate::PutOptions::default() }.content_type()?;
-        if partials.is_empty() {
-            return Err(Error::InvalidUpload("a concatenation needs at least one partial".into()));
-        }
-        let mut parts = Vec::with_capacity(partials.len());
-        for id in partials {
-            let status = self.upload_status(id).await?;
-            if !status.partial || !status.is_finished() {
-                return Err(Error::InvalidUpload(format!(
-                    "upload {id} is not a finished partial upload"
-                )));
-            }
-            parts.push(status);
-        }
-        let size: u64 = parts.iter().map(|p| p.offset).sum();
-        if let Some(limit) = max_size.filter(|&limit| size > limit) {
-            return Err(Error::TooLarge { limit });
-        }
         let info = FileInfo {
             id: ObjectId::new(),
             filename: filename.map(|n| n.as_str().to_owned()),
-            size,
+            size: 0,
             sha256: String::new(),
             content_type,
             created_at: OffsetDateTime::now_utc(),
         };
-        store.concatenate(parts, info).await
-    }
-
-    /// The local store's uploads; the S3 backend's are not built yet.
-    fn local_uploads(&self) -> Result<&crate::local::LocalUploads> {
-        match &*self.backend {
-            Backend::Local(store) => Ok(store.uploads()),
-            Backend::S3(_) => Err(Error::Unsupported("resumable uploads")),
-        }
+        on_uploads!(self, uploads => ops::concatenate(&**uploads, partials, info, max_size).await)
     }
 
     /// Removes the uploads that expired, but for those a request is working
@@ -475,12 +294,7 @@ impl Storage {
     /// # Errors
     /// [`Error::Io`], [`Error::Unavailable`].
     pub async fn sweep_expired(&self) -> Result<usize> {
-        let removed = match &*self.backend {
-            Backend::Local(store) => {
-                store.uploads().sweep_expired(OffsetDateTime::now_utc()).await?
-            }
-            Backend::S3(_) => 0,
-        };
+        let removed = on_uploads!(self, uploads => ops::sweep_expired(&**uploads).await)?;
         self.expired_removed.fetch_add(removed as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(removed)
     }
