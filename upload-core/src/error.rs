@@ -73,9 +73,6 @@ pub enum Error {
     /// upload not finished, not a partial upload, ...); nothing changed.
     #[error("{0}")]
     InvalidUpload(String),
-    /// This backend cannot do what was asked.
-    #[error("not supported by this storage backend: {0}")]
-    Unsupported(&'static str),
     /// The device or quota is full (ENOSPC, EDQUOT); nothing was stored.
     #[error("storage is full")]
     StorageFull,

@@ -87,9 +87,6 @@ pub enum ApiError {
     /// A tus request of another protocol version, or of none.
     #[error("tus version {0:?} is not supported; this server speaks Tus-Resumable: 1.0.0")]
     UnsupportedTusVersion(String),
-    /// What the storage backend cannot do.
-    #[error("{0}")]
-    NotImplemented(String),
     /// The storage device is full.
     #[error("storage is full")]
     StorageFull,
@@ -145,7 +142,6 @@ impl ApiError {
             Self::UnsupportedTusVersion(_) => {
                 (StatusCode::PRECONDITION_FAILED, "unsupported_version")
             }
-            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Self::ComputeBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "compute_busy"),
             Self::ComputeTimeout => (StatusCode::SERVICE_UNAVAILABLE, "compute_timeout"),
@@ -261,7 +257,6 @@ impl ApiError {
             E::Expired(id) => Self::Expired(id),
             e @ E::AppendChecksumMismatch { .. } => Self::UploadChecksumMismatch(e.to_string()),
             E::InvalidUpload(why) => Self::bad_request("invalid_upload", why),
-            e @ E::Unsupported(_) => Self::NotImplemented(e.to_string()),
             E::Damaged { id, .. } => Self::Damaged(id),
             E::Unavailable(detail) => {
                 log::warn!("storage unavailable: {detail}");

@@ -251,15 +251,31 @@ async fn expired_uploads_are_refused_then_swept(backend: Backend) {
     let t = TestStore::open(backend).await;
     let short = NewUpload { expire_after: Duration::ZERO, ..new(Some(4)) };
     let gone = t.storage.create_upload(short).await.unwrap().id;
+    // One with a part and a tail stored (on S3: a multipart upload and an object).
+    let brief =
+        NewUpload { expire_after: Duration::from_millis(300), ..new(Some(3 * PART as u64)) };
+    let abandoned = t.storage.create_upload(brief).await.unwrap().id;
+    let status =
+        t.storage.append(&abandoned, 0, chunked(&bytes(PART + 1, 9), &[]), Append::default());
+    let expires_at = status.await.unwrap().expires_at;
     let alive = t.storage.create_upload(new(Some(4))).await.unwrap().id;
     append(&t.storage, &alive, 0, b"ab").await.unwrap();
     assert!(matches!(t.storage.upload_status(&gone).await, Err(Error::Expired(_))));
     assert!(matches!(append(&t.storage, &gone, 0, b"ab").await, Err(Error::Expired(_))));
-    assert_eq!(t.storage.sweep_expired().await.unwrap(), 1);
-    assert!(matches!(t.storage.upload_status(&gone).await, Err(Error::NotFound(_))));
+    // Expiry is a matter of time: wait for it.
+    let left = expires_at - time::OffsetDateTime::now_utc();
+    tokio::time::sleep(left.try_into().unwrap_or_default()).await;
+    assert_eq!(t.storage.sweep_expired().await.unwrap(), 2);
+    for id in [gone, abandoned] {
+        assert!(matches!(t.storage.upload_status(&id).await, Err(Error::NotFound(_))));
+    }
     assert_eq!(t.storage.upload_status(&alive).await.unwrap().offset, 2);
     assert_eq!(t.storage.sweep_expired().await.unwrap(), 0);
+    assert_eq!(t.storage.expired_uploads_removed(), 2);
+    // No multipart upload, staging object or temporary file is left; only the live upload.
     assert_eq!(t.leftovers().await, Vec::<String>::new());
+    let kept = t.upload_keys().await;
+    assert!(!kept.is_empty() && kept.iter().all(|k| k.contains(&alive.to_string())), "{kept:?}");
 }
 
 async fn partials_concatenate_in_order(backend: Backend) {

@@ -9,5 +9,6 @@ mod handlers;
 mod hostile;
 mod limits;
 mod s3;
+mod s3_tus;
 mod tus;
 mod tus_client;

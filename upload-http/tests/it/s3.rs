@@ -17,7 +17,7 @@ const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbcc
 
 /// A 3-node Garage cluster of the test's own (replication factor 3), on
 /// ports from `base_port`; stopped and deleted on drop.
-struct Cluster {
+pub struct Cluster {
     dir: tempfile::TempDir,
     base_port: u16,
 }
@@ -25,7 +25,7 @@ struct Cluster {
 impl Cluster {
     /// A cluster on ports free now, or `None` (the test is skipped) if no
     /// garage binary is installed; see [`garage_installed`].
-    fn new() -> Option<Self> {
+    pub fn new() -> Option<Self> {
         garage_installed()
             .then(|| Self { dir: tempfile::tempdir().unwrap(), base_port: free_ports() })
     }
@@ -45,7 +45,7 @@ impl Cluster {
     }
 
     /// Starts every node that is not running (the first time: layout, key, bucket).
-    fn start(&self) {
+    pub fn start(&self) {
         self.script(&["start"]);
     }
 
@@ -62,7 +62,7 @@ impl Cluster {
     }
 
     /// Settings of a service on this cluster (S3 API of node 1).
-    fn service_env(&self) -> Vec<(String, String)> {
+    pub fn service_env(&self) -> Vec<(String, String)> {
         [
             ("UPLOAD__STORAGE__TYPE", "s3".to_owned()),
             ("UPLOAD__STORAGE__BUCKET", "uploads".to_owned()),
@@ -138,7 +138,7 @@ fn free_ports() -> u16 {
     }
 }
 
-fn wait_ready(service: &Service) {
+pub fn wait_ready(service: &Service) {
     eventually(|| service.status("/readyz") == 200);
 }
 

@@ -14,7 +14,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/tus_upl
 
 /// Whether tuspy can be imported; the test is skipped (said once) if not,
 /// and fails with `FASTUPLOAD_REQUIRE_CLIENTS=1`, as `scripts/test.sh` sets.
-fn tuspy_installed() -> bool {
+pub fn tuspy_installed() -> bool {
     static SAID: std::sync::Once = std::sync::Once::new();
     let found = Command::new("python3")
         .args(["-c", "import tusclient"])
@@ -119,29 +119,36 @@ fn tuspy_resumes_an_upload_cut_mid_patch_in_a_fresh_process() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let service = service(&dir.path().join("data"));
-    let file = dir.path().join("video.bin");
+    cut_and_resume(&service(&dir.path().join("data")), dir.path());
+}
+
+/// tuspy sends a 96 MiB file in one PATCH and is killed a third of the way
+/// in; a fresh tuspy process with the same URL store finishes the upload.
+/// (`pub`: the S3 tests run it on a replica over a Garage cluster.)
+pub fn cut_and_resume(service: &Service, dir: &Path) {
+    let file = dir.join("video.bin");
     let sha256 = write_file(&file, 96 << 20, 1);
-    let store = dir.path().join("urls.json");
+    let store = dir.join("urls.json");
     let base = service.url("");
     let store_arg = ["--store", store.to_str().unwrap()];
 
-    // The whole file in one PATCH, the client killed a third of the way in.
     let (mut first, url, _) = start_client(&base, &file, &store_arg);
-    eventually(|| service.metric("upload_bytes_received_total") >= (32 << 20) as f64);
+    let before = service.metric("upload_bytes_received_total");
+    eventually(|| service.metric("upload_bytes_received_total") >= before + (32 << 20) as f64);
     first.kill().unwrap();
     first.wait().unwrap();
     // The server keeps what arrived before the connection was cut.
     let head = || {
         let response = client().head(&url).header("Tus-Resumable", "1.0.0").send().unwrap();
-        response.headers().get("upload-offset").map(|o| o.to_str().unwrap().parse::<u64>().unwrap())
+        let offset = response.headers().get("upload-offset")?;
+        offset.to_str().ok()?.parse::<u64>().ok()
     };
     eventually(|| head().is_some_and(|offset| offset >= 32 << 20));
 
     let (second, resumed, out) = start_client(&base, &file, &store_arg);
     assert_eq!(resumed, url, "the fresh client finds its upload by the file's fingerprint");
     finish_client(second, out);
-    assert_eq!(stored_sha256(&service, &url), (sha256.clone(), sha256));
+    assert_eq!(stored_sha256(service, &url), (sha256.clone(), sha256));
 }
 
 #[test]
