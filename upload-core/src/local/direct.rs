@@ -75,6 +75,13 @@ impl AlignedBuf {
     pub(super) fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Drops the first `n` bytes, moving the rest to the front.
+    pub(super) fn consume(&mut self, n: usize) {
+        let len = self.len;
+        self.bytes().copy_within(n..len, 0);
+        self.len = len - n;
+    }
 }
 
 /// Turns on direct I/O (`O_DIRECT`) for an open file.

@@ -128,7 +128,7 @@ impl LocalStore {
             let guard = TempGuard { path: dir, armed: true };
             let file = create_data_file(&guard.path)?;
             let direct_from = direct.then_some(DIRECT_FROM);
-            Ok(Job { file, offset: 0, fsync, direct_from, staging: None, guard })
+            Ok(Job { file, offset: 0, fsync, direct_from, staging: None, eager: false, guard })
         })
         .await?;
         Ok(LocalSink {

@@ -127,7 +127,7 @@ impl UploadStore for LocalUploads {
             file.seek(SeekFrom::Start(offset))?;
             let guard = TempGuard { path: dir, armed: false };
             let direct_from = direct.then_some(DIRECT_FROM);
-            Ok(Job { file, offset, fsync, direct_from, staging: None, guard })
+            Ok(Job { file, offset, fsync, direct_from, staging: None, eager: true, guard })
         })
         .await?;
         Ok(LocalSink {
@@ -167,7 +167,15 @@ impl UploadStore for LocalUploads {
             // Left by a commit that crashed before its rename.
             let _ = fs::remove_file(dir.join(META));
             let guard = TempGuard { path: dir, armed: false };
-            let job = Job { file, offset: 0, fsync, direct_from: None, staging: None, guard };
+            let job = Job {
+                file,
+                offset: 0,
+                fsync,
+                direct_from: None,
+                staging: None,
+                eager: false,
+                guard,
+            };
             let target = objects.join(id.to_string());
             job.commit(&meta, &target, &objects)?;
             index.insert(id);
@@ -227,8 +235,15 @@ impl UploadStore for LocalUploads {
             }
             info.sha256 = hex::encode(sha256.finalize());
             let meta = serde_json::to_vec_pretty(&info).map_err(io::Error::other)?;
-            let job =
-                Job { file, offset: info.size, fsync, direct_from: None, staging: None, guard };
+            let job = Job {
+                file,
+                offset: info.size,
+                fsync,
+                direct_from: None,
+                staging: None,
+                eager: false,
+                guard,
+            };
             job.commit(&meta, &objects.join(info.id.to_string()), &objects)?;
             index.insert(info.id);
             Ok(info)

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::direct::{AlignedBuf, DIO_ALIGN, DIRECT_BUFFER, set_direct, start_writeback};
 use super::index::Index;
 use super::layout::{META, TempGuard, sync_dir};
-use crate::backend::{Batch, ObjectSink, Sink};
+use crate::backend::{Batch, ObjectSink, Sink, WRITE_CHUNK};
 use crate::offload::{Worker, blocking};
 use crate::{Error, FileInfo, Result};
 
@@ -28,6 +28,10 @@ pub(super) struct Job {
     pub(super) direct_from: Option<u64>,
     /// Once direct: the aligned buffer bytes gather in until a full one is written.
     pub(super) staging: Option<AlignedBuf>,
+    /// Once direct, write the whole blocks of every batch at once rather than
+    /// a full buffer: an append, whose client waits for the last byte to be
+    /// written, then has at most a block and the last batch left at its end.
+    pub(super) eager: bool,
     pub(super) guard: TempGuard,
 }
 
@@ -51,6 +55,12 @@ impl Job {
                 }
             }
         }
+        let whole = staging.len / DIO_ALIGN * DIO_ALIGN;
+        if self.eager && whole > 0 {
+            self.file.write_all_at(&staging.filled()[..whole], self.offset)?;
+            self.offset += whole as u64;
+            staging.consume(whole);
+        }
         Ok(())
     }
 
@@ -73,7 +83,8 @@ impl Job {
     /// boundary: the last partial block, still in the page cache, is read
     /// back into the staging buffer and written again from there.
     fn go_direct(&mut self) -> io::Result<()> {
-        let mut staging = AlignedBuf::new(DIRECT_BUFFER);
+        // Eager, the buffer holds about a batch: an append allocates less.
+        let mut staging = AlignedBuf::new(if self.eager { WRITE_CHUNK } else { DIRECT_BUFFER });
         let start = self.offset - self.offset % DIO_ALIGN as u64;
         let head = (self.offset - start) as usize;
         self.file.read_exact_at(&mut staging.bytes()[..head], start)?;
@@ -189,7 +200,15 @@ mod tests {
         let guard = TempGuard { path: dir.join("upload"), armed: true };
         fs::create_dir(&guard.path).unwrap();
         let file = create_data_file(&guard.path).unwrap();
-        Job { file, offset: 0, fsync: true, direct_from: Some(from), staging: None, guard }
+        Job {
+            file,
+            offset: 0,
+            fsync: true,
+            direct_from: Some(from),
+            staging: None,
+            eager: false,
+            guard,
+        }
     }
 
     #[cfg(target_os = "linux")]
@@ -208,12 +227,14 @@ mod tests {
             eprintln!("skipped: {} does not take direct I/O", dir.path().display());
             return;
         }
-        for (from, sizes) in [
+        let cases = [
             (5_000, &[4_999, 3, DIRECT_BUFFER + 17, 1, 12_345][..]),
             (0, &[DIRECT_BUFFER, DIRECT_BUFFER][..]),
             (1, &[1, 2 * DIRECT_BUFFER + 1][..]),
-        ] {
+        ];
+        for ((from, sizes), eager) in cases.iter().flat_map(|c| [(*c, false), (*c, true)]) {
             let mut job = job(dir.path(), from);
+            job.eager = eager;
             let mut sent = Vec::new();
             for (i, &size) in sizes.iter().enumerate() {
                 let piece = pattern(size, i as u8);

@@ -22,8 +22,11 @@ use object_store::{
 };
 use time::OffsetDateTime;
 
+mod append;
 mod config;
+mod lease;
 mod metadata;
+mod record;
 mod signed;
 mod sink;
 mod uploads;

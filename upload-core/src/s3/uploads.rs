@@ -22,7 +22,6 @@
 //! AWS it is a copy inside the store (no byte passes through the service).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -30,20 +29,20 @@ use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
+use super::append::AppendSink;
+use super::lease::Lease;
 use super::metadata::attributes;
+use super::record::{Record, Tail};
 use super::signed::{Signed, unavailable};
-use super::sink::{S3Sink, cut_part};
-use crate::backend::{Batch, ObjectSink, Sink};
+use super::sink::S3Sink;
+use crate::backend::{ObjectSink, Sink};
 use crate::pipeline::receive;
 use crate::staged::{UploadStatus, UploadStore};
 use crate::{Error, FileInfo, ObjectId, Result};
 
-/// A lease not renewed for this long is free.
-const LEASE_TTL: Duration = Duration::from_secs(15);
 /// The state is small; a bigger object is not ours.
 const STATE_MAX: usize = 1 << 20;
 
@@ -59,57 +58,6 @@ pub(crate) struct S3Uploads {
 impl std::fmt::Debug for S3Uploads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Uploads").field("prefix", &self.prefix).finish_non_exhaustive()
-    }
-}
-
-/// What `state` holds.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Record {
-    status: UploadStatus,
-    /// The multipart upload of `data`, once a part was sent.
-    #[serde(default)]
-    multipart: Option<String>,
-    #[serde(default)]
-    parts: Vec<Part>,
-    /// The bytes past the last part.
-    #[serde(default)]
-    tail: Option<Tail>,
-    /// A finished partial upload whose bytes are the object `data`.
-    #[serde(default)]
-    sealed: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Part {
-    /// object_store's part index (the S3 part number less one).
-    index: usize,
-    etag: String,
-    size: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Tail {
-    key: String,
-    size: u64,
-}
-
-/// A lease on one upload, renewed until released or dropped.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    id: ObjectId,
-    store: AmazonS3,
-    key: Path,
-    renewal: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.renewal.abort();
-        // Best effort: an unreleased lease lapses by itself.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (store, key) = (self.store.clone(), self.key.clone());
-            runtime.spawn(async move { store.delete(&key).await });
-        }
     }
 }
 
@@ -209,46 +157,11 @@ impl UploadStore for S3Uploads {
     async fn claim(&self, id: &ObjectId) -> Result<Lease> {
         // No lease for an upload that does not exist.
         self.read(id).await?;
-        let key = self.path(id, &format!("lock/{}", ObjectId::new()));
-        self.store.put(&key, PutPayload::new()).await.map_err(unavailable)?;
-        let renewal = {
-            let (store, key) = (self.store.clone(), key.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(LEASE_TTL / 3).await;
-                    if let Err(e) = store.put(&key, PutPayload::new()).await {
-                        log::warn!("could not renew the lease {key}: {e}");
-                    }
-                }
-            })
-        };
-        let lease = Lease { id: *id, store: self.store.clone(), key: key.clone(), renewal };
-        let live_after = OffsetDateTime::now_utc() - LEASE_TTL;
-        let live_after_ms = (live_after.unix_timestamp_nanos() / 1_000_000) as i64;
-        let locks = Path::from(format!("{}lock/", self.dir(id)));
-        let others = self
-            .store
-            .list(Some(&locks))
-            .try_filter(|meta| {
-                let live = meta.last_modified.timestamp_millis() > live_after_ms;
-                std::future::ready(live && meta.location != key)
-            })
-            .boxed()
-            .try_next()
-            .await
-            .map_err(unavailable)?;
-        if others.is_some() {
-            self.release(lease).await;
-            return Err(Error::Locked(id.to_string()));
-        }
-        Ok(lease)
+        Lease::acquire(&self.store, id, &format!("{}lock/", self.dir(id))).await
     }
 
     async fn release(&self, lease: Lease) {
-        lease.renewal.abort();
-        if let Err(e) = self.store.delete(&lease.key).await {
-            log::warn!("could not release the lease {}: {e}", lease.key);
-        }
+        lease.release().await;
     }
 
     async fn create(&self, status: &UploadStatus) -> Result<()> {
@@ -402,91 +315,5 @@ impl UploadStore for S3Uploads {
             }
         }
         Ok(expired)
-    }
-}
-
-/// One append's bytes on their way into the bucket: the saved tail first,
-/// then the body; every full part is sent as it fills, at most
-/// `concurrency` at once, and what is left becomes the new tail.
-pub(crate) struct AppendSink {
-    store: AmazonS3,
-    data: Path,
-    tail_dir: String,
-    /// The state as saved before this append.
-    record: Record,
-    next_index: usize,
-    part_size: usize,
-    concurrency: usize,
-    pending: Vec<Bytes>,
-    pending_len: usize,
-    in_flight: JoinSet<Result<Part>>,
-    new_parts: Vec<Part>,
-    new_tail: Option<Tail>,
-}
-
-impl AppendSink {
-    async fn send_part(&mut self) -> Result<()> {
-        if self.record.multipart.is_none() {
-            let id = self.store.create_multipart(&self.data).await.map_err(unavailable)?;
-            self.record.multipart = Some(id);
-        }
-        while self.in_flight.len() >= self.concurrency {
-            self.join_one().await?;
-        }
-        let payload = cut_part(&mut self.pending, &mut self.pending_len, self.part_size);
-        let (store, data, index) = (self.store.clone(), self.data.clone(), self.next_index);
-        let multipart = self.record.multipart.clone().expect("created above");
-        self.next_index += 1;
-        self.in_flight.spawn(async move {
-            let size = payload.content_length() as u64;
-            let part = store.put_part(&data, &multipart, index, payload).await;
-            Ok(Part { index, etag: part.map_err(unavailable)?.content_id, size })
-        });
-        Ok(())
-    }
-
-    async fn join_one(&mut self) -> Result<()> {
-        match self.in_flight.join_next().await {
-            Some(Ok(part)) => self.new_parts.push(part?),
-            Some(Err(join)) => return Err(unavailable(join)),
-            None => {}
-        }
-        Ok(())
-    }
-}
-
-impl Sink for AppendSink {
-    async fn write(&mut self, batch: Batch) -> Result<()> {
-        self.pending_len += batch.iter().map(Bytes::len).sum::<usize>();
-        self.pending.extend(batch.iter().cloned());
-        while self.pending_len >= self.part_size {
-            self.send_part().await?;
-        }
-        Ok(())
-    }
-
-    async fn finish(&mut self) -> Result<()> {
-        while !self.in_flight.is_empty() {
-            self.join_one().await?;
-        }
-        if self.pending_len > 0 {
-            let key = format!("{}{}", self.tail_dir, ObjectId::new());
-            let size = self.pending_len as u64;
-            let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
-            self.store.put(&Path::from(key.as_str()), payload).await.map_err(unavailable)?;
-            self.pending_len = 0;
-            self.new_tail = Some(Tail { key, size });
-        }
-        Ok(())
-    }
-
-    /// Unsaved parts are overwritten by the next append's, or aborted with the upload.
-    async fn abort(mut self) {
-        self.in_flight.shutdown().await;
-        if let Some(tail) = self.new_tail.take()
-            && let Err(e) = self.store.delete(&Path::from(tail.key.as_str())).await
-        {
-            log::warn!("could not delete the unsaved tail {}: {e}", tail.key);
-        }
     }
 }

@@ -12,3 +12,4 @@ mod s3;
 mod s3_tus;
 mod tus;
 mod tus_client;
+mod tus_extensions;

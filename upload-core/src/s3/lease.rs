@@ -1,0 +1,82 @@
+//! Leases that keep two requests, on one replica or two, from changing one
+//! upload at once (see `uploads.rs` for why listings, not conditional writes).
+
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use time::OffsetDateTime;
+
+use super::signed::unavailable;
+use crate::{Error, ObjectId, Result};
+
+/// A lease not renewed for this long is free.
+const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// A lease on one upload, renewed until released or dropped.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(super) id: ObjectId,
+    store: AmazonS3,
+    key: Path,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        // Best effort: an unreleased lease lapses by itself.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, key) = (self.store.clone(), self.key.clone());
+            runtime.spawn(async move { store.delete(&key).await });
+        }
+    }
+}
+
+impl Lease {
+    /// Writes a lease in `dir` and keeps it if it is the only live one
+    /// there; else takes it back and fails with `Error::Locked`.
+    pub(super) async fn acquire(store: &AmazonS3, id: &ObjectId, dir: &str) -> Result<Self> {
+        let key = Path::from(format!("{dir}{}", ObjectId::new()));
+        store.put(&key, PutPayload::new()).await.map_err(unavailable)?;
+        let renewal = {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE_TTL / 3).await;
+                    if let Err(e) = store.put(&key, PutPayload::new()).await {
+                        log::warn!("could not renew the lease {key}: {e}");
+                    }
+                }
+            })
+        };
+        let lease = Self { id: *id, store: store.clone(), key: key.clone(), renewal };
+        let live_after = OffsetDateTime::now_utc() - LEASE_TTL;
+        let live_after_ms = (live_after.unix_timestamp_nanos() / 1_000_000) as i64;
+        let others = store
+            .list(Some(&Path::from(dir)))
+            .try_filter(|meta| {
+                let live = meta.last_modified.timestamp_millis() > live_after_ms;
+                std::future::ready(live && meta.location != key)
+            })
+            .boxed()
+            .try_next()
+            .await
+            .map_err(unavailable)?;
+        if others.is_some() {
+            lease.release().await;
+            return Err(Error::Locked(id.to_string()));
+        }
+        Ok(lease)
+    }
+
+    /// Gives the lease back now.
+    pub(super) async fn release(self) {
+        self.renewal.abort();
+        if let Err(e) = self.store.delete(&self.key).await {
+            log::warn!("could not release the lease {}: {e}", self.key);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Loading and validating settings: defaults, file, environment, errors.
+
+use super::*;
+
+fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+    RawSettings::load(None, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))?.validate()
+}
+
+#[test]
+fn defaults_are_as_documented() {
+    let s = load(&[]).unwrap();
+    assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8000));
+    assert_eq!(s.limits.max_file_size, 1 << 30);
+    assert_eq!(s.limits.max_files_per_request, 100);
+    assert_eq!((s.compute.max_n, s.compute.priority), (46, compute::Priority::Idle));
+    assert_eq!(s.compute.timeout, Duration::from_secs(30));
+    assert_eq!((s.server.min_body_rate, s.server.max_connections), (1024, 10_000));
+    assert_eq!(s.bench.max_waits, 1024);
+    assert_eq!(s.uploads.expire_after, Duration::from_secs(24 * 3600));
+    match s.storage {
+        StorageConfig::Local(local) => {
+            assert!(local.fsync && local.direct_io && local.root.ends_with("data"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn environment_overrides_with_human_units() {
+    let s = load(&[
+        ("UPLOAD__SERVER__PORT", "9000"),
+        ("UPLOAD__LIMITS__MAX_FILE_SIZE", "20MiB"),
+        ("UPLOAD__COMPUTE__TIMEOUT", "1m 30s"),
+        ("UPLOAD__COMPUTE__NICE", "5"),
+        ("UPLOAD__STORAGE__FSYNC", "false"),
+        ("UPLOAD__STORAGE__DIRECT_IO", "false"),
+        ("UPLOAD__STORAGE__ROOT", "/srv/uploads"),
+        // Empty means unset: an override file can clear a key of another backend.
+        ("UPLOAD__STORAGE__BUCKET", ""),
+        ("OTHER__SERVER__PORT", "1"),
+    ])
+    .unwrap();
+    assert_eq!(s.server.port, 9000);
+    assert_eq!(s.limits.max_file_size, 20 << 20);
+    assert_eq!(s.compute.timeout, Duration::from_secs(90));
+    assert_eq!(s.compute.priority, compute::Priority::Nice(5));
+    match s.storage {
+        StorageConfig::Local(local) => {
+            assert!(!local.fsync && !local.direct_io);
+            assert_eq!(local.root, Path::new("/srv/uploads"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn s3_is_configured_from_the_environment_and_its_secret_never_printed() {
+    let env = [
+        ("UPLOAD__STORAGE__TYPE", "s3"),
+        ("UPLOAD__STORAGE__BUCKET", "uploads"),
+        ("UPLOAD__STORAGE__PART_SIZE", "16MiB"),
+        ("UPLOAD__STORAGE__CONCURRENCY", "8"),
+        ("UPLOAD__STORAGE__SECRET_ACCESS_KEY", "s3cret"),
+    ];
+    let raw = RawSettings::load(None, env.map(|(k, v)| (k.to_owned(), v.to_owned()))).unwrap();
+    match &raw.validate().unwrap().storage {
+        StorageConfig::S3(s3) => {
+            assert_eq!((s3.bucket.as_str(), s3.concurrency), ("uploads", 8));
+            assert_eq!(s3.part_size.as_u64(), 16 << 20);
+            assert!(s3.path_style && s3.prefix.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let printed = raw.to_toml().unwrap();
+    assert!(!printed.contains("s3cret") && printed.contains("<redacted>"), "{printed}");
+}
+
+#[test]
+fn a_file_sits_between_defaults_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("upload.toml");
+    std::fs::write(
+        &file,
+        "[server]\nport = 7000\nworkers = 3\n[limits]\nmax_file_size = 1048576\n",
+    )
+    .unwrap();
+    let env = [("UPLOAD__SERVER__PORT".to_string(), "7001".to_string())];
+    let s = RawSettings::load(Some(&file), env).unwrap().validate().unwrap();
+    assert_eq!((s.server.port, s.server.workers, s.limits.max_file_size), (7001, 3, 1 << 20));
+}
+
+#[test]
+fn bad_values_are_named() {
+    for (key, value, needle) in [
+        ("UPLOAD__LIMITS__MAX_FILE_SIZE", "lots", "limits.max_file_size"),
+        ("UPLOAD__COMPUTE__TIMEOUT", "soon", "compute.timeout"),
+        ("UPLOAD__COMPUTE__MAX_N", "93", "compute.max_n"),
+        ("UPLOAD__COMPUTE__NICE", "25", "compute.nice"),
+        ("UPLOAD__COMPUTE__NICE", "low", "compute.nice"),
+        ("UPLOAD__SERVER__WORKERS", "0", "server.workers"),
+        ("UPLOAD__UPLOADS__EXPIRE_AFTER", "0s", "uploads.expire_after"),
+        ("UPLOAD__UPLOADS__SWEEP_INTERVAL", "often", "uploads.sweep_interval"),
+        ("UPLOAD__SERVER__PORT", "70000", "port"),
+        ("UPLOAD__STORAGE__TYPE", "floppy", "floppy"),
+        ("UPLOAD__STORAGE__FSYCN", "false", "fsycn"),
+    ] {
+        let err = load(&[(key, value)]).unwrap_err().to_string();
+        assert!(err.contains(needle), "{key}={value}: {err}");
+    }
+}
+
+#[test]
+fn printed_settings_load_back() {
+    let raw = RawSettings::load(None, []).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("printed.toml");
+    std::fs::write(&file, raw.to_toml().unwrap()).unwrap();
+    RawSettings::load(Some(&file), []).unwrap().validate().unwrap();
+}
