@@ -83,6 +83,10 @@ impl UploadStore for LocalUploads {
 
     /// Builds the upload in `tmp/` and renames it into `uploads/`: an
     /// upload directory always has its state.
+    async fn claimed_status(&self, claim: &Claim) -> Result<UploadStatus> {
+        self.status(&claim.id).await
+    }
+
     async fn release(&self, claim: Claim) {
         drop(claim);
     }

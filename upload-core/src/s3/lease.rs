@@ -9,6 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use time::OffsetDateTime;
 
+use super::record::Record;
 use super::signed::unavailable;
 use crate::{Error, ObjectId, Result};
 
@@ -19,6 +20,8 @@ const LEASE_TTL: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 pub(crate) struct Lease {
     pub(super) id: ObjectId,
+    /// The upload's state, read once the lease was held.
+    pub(super) record: Option<Record>,
     store: AmazonS3,
     key: Path,
     renewal: tokio::task::JoinHandle<()>,
@@ -52,7 +55,7 @@ impl Lease {
                 }
             })
         };
-        let lease = Self { id: *id, store: store.clone(), key: key.clone(), renewal };
+        let lease = Self { id: *id, record: None, store: store.clone(), key: key.clone(), renewal };
         let live_after = OffsetDateTime::now_utc() - LEASE_TTL;
         let live_after_ms = (live_after.unix_timestamp_nanos() / 1_000_000) as i64;
         let others = store

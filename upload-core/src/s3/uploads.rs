@@ -43,6 +43,12 @@ use crate::pipeline::receive;
 use crate::staged::{UploadStatus, UploadStore};
 use crate::{Error, FileInfo, ObjectId, Result};
 
+/// The state read when `lease` was taken.
+fn claimed(lease: &Lease) -> Result<&Record> {
+    let missing = || Error::Io(std::io::Error::other("a lease taken without its state"));
+    lease.record.as_ref().ok_or_else(missing)
+}
+
 /// The state is small; a bigger object is not ours.
 const STATE_MAX: usize = 1 << 20;
 
@@ -155,9 +161,21 @@ impl UploadStore for S3Uploads {
     type Sink = AppendSink;
 
     async fn claim(&self, id: &ObjectId) -> Result<Lease> {
-        // No lease for an upload that does not exist.
-        self.read(id).await?;
-        Lease::acquire(&self.store, id, &format!("{}lock/", self.dir(id))).await
+        let mut lease = Lease::acquire(&self.store, id, &format!("{}lock/", self.dir(id))).await?;
+        match self.read(id).await {
+            Ok(record) => {
+                lease.record = Some(record);
+                Ok(lease)
+            }
+            Err(e) => {
+                lease.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn claimed_status(&self, lease: &Lease) -> Result<UploadStatus> {
+        Ok(claimed(lease)?.status.clone())
     }
 
     async fn release(&self, lease: Lease) {
@@ -179,8 +197,8 @@ impl UploadStore for S3Uploads {
         Ok(self.read(id).await?.status)
     }
 
-    async fn resume(&self, _lease: &Lease, status: &UploadStatus) -> Result<AppendSink> {
-        let record = self.read(&status.id).await?;
+    async fn resume(&self, lease: &Lease, status: &UploadStatus) -> Result<AppendSink> {
+        let record = claimed(lease)?.clone();
         let pending = self.tail_bytes(record.tail.as_ref()).await?;
         let pending_len = pending.iter().map(Bytes::len).sum();
         Ok(AppendSink {
@@ -232,7 +250,7 @@ impl UploadStore for S3Uploads {
     }
 
     async fn commit(&self, lease: Lease, info: &FileInfo) -> Result<()> {
-        let record = self.read(&info.id).await?;
+        let record = claimed(&lease)?.clone();
         let target = Path::from(format!("{}objects/{}", self.prefix, info.id));
         let data = self.path(&info.id, "data");
         if record.multipart.is_none() && !record.sealed {

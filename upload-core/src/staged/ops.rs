@@ -16,9 +16,12 @@ use crate::{BoxError, Error, FileInfo, ObjectId, Result, Storage};
 
 /// The saved state, unless expired.
 pub(super) async fn status<U: UploadStore>(uploads: &U, id: &ObjectId) -> Result<UploadStatus> {
-    let status = uploads.status(id).await?;
+    unexpired(uploads.status(id).await?)
+}
+
+fn unexpired(status: UploadStatus) -> Result<UploadStatus> {
     if status.is_expired(OffsetDateTime::now_utc()) {
-        return Err(Error::Expired(id.to_string()));
+        return Err(Error::Expired(status.id.to_string()));
     }
     Ok(status)
 }
@@ -38,7 +41,7 @@ where
     E: Into<BoxError>,
 {
     let claim = uploads.claim(id).await?;
-    let mut status = status(&**uploads, id).await?;
+    let mut status = unexpired(uploads.claimed_status(&claim).await?)?;
     if offset != status.offset {
         return Err(Error::OffsetMismatch { offset: status.offset });
     }
@@ -212,7 +215,7 @@ impl<U: UploadStore> Drop for Progress<U> {
 /// See [`Storage::complete_upload`].
 pub(super) async fn complete<U: UploadStore>(uploads: &U, id: &ObjectId) -> Result<FileInfo> {
     let claim = uploads.claim(id).await?;
-    let status = status(uploads, id).await?;
+    let status = unexpired(uploads.claimed_status(&claim).await?)?;
     if status.partial {
         return Err(Error::InvalidUpload(
             "a partial upload becomes a file only through a concatenation".into(),
@@ -270,7 +273,7 @@ pub(super) async fn sweep_expired<U: UploadStore>(uploads: &U) -> Result<usize> 
         // One being appended to is alive: its append extends it.
         let Ok(claim) = uploads.claim(&id).await else { continue };
         // Its last append may have extended it since it was listed.
-        match uploads.status(&id).await {
+        match uploads.claimed_status(&claim).await {
             Ok(status) if status.is_expired(OffsetDateTime::now_utc()) => {}
             _ => {
                 uploads.release(claim).await;

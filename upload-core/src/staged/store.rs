@@ -20,6 +20,12 @@ pub(crate) trait UploadStore: Send + Sync + 'static {
     /// Claims the upload, or fails at once with `Error::Locked` (`Error::NotFound` if there is none).
     fn claim(&self, id: &ObjectId) -> impl Future<Output = Result<Self::Claim>> + Send;
 
+    /// The saved state of the claimed upload (read as the claim was taken, where that is cheaper).
+    fn claimed_status(
+        &self,
+        claim: &Self::Claim,
+    ) -> impl Future<Output = Result<UploadStatus>> + Send;
+
     /// Gives the claim back, before it would lapse by itself.
     fn release(&self, claim: Self::Claim) -> impl Future<Output = ()> + Send;
 
