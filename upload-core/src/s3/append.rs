@@ -71,6 +71,11 @@ impl Sink for AppendSink {
         while self.pending_len >= self.part_size {
             self.send_part().await?;
         }
+        // The next part fills only beside a free slot: with it, at most
+        // `concurrency` parts are held at any time, as in a one-shot put.
+        while self.in_flight.len() >= self.concurrency {
+            self.join_one().await?;
+        }
         Ok(())
     }
 
