@@ -44,7 +44,7 @@ use layout::{
 use write::{Job, LocalSink};
 
 use crate::backend::Object;
-use crate::offload::{Worker, blocking};
+use crate::offload::blocking;
 use crate::{ByteRange, Error, FileInfo, ObjectId, Page, Result};
 
 const READ_CHUNK: usize = 256 * 1024;
@@ -131,12 +131,7 @@ impl LocalStore {
             Ok(Job { file, offset: 0, fsync, direct_from, staging: None, eager: false, guard })
         })
         .await?;
-        Ok(LocalSink {
-            job: Some(Worker::new(job, 2)),
-            finished: None,
-            objects: self.objects.clone(),
-            index: Arc::clone(&self.index),
-        })
+        Ok(LocalSink::new(job, self.objects.clone(), Arc::clone(&self.index)))
     }
 
     pub(crate) async fn get(&self, id: &ObjectId, range: Option<ByteRange>) -> Result<Object> {

@@ -23,7 +23,7 @@ use super::layout::{
     remove_object_dir, sync_dir,
 };
 use super::write::{Job, LocalSink};
-use crate::offload::{Worker, blocking};
+use crate::offload::blocking;
 use crate::staged::{UploadStatus, UploadStore};
 use crate::{Error, FileInfo, ObjectId, Result};
 
@@ -134,12 +134,7 @@ impl UploadStore for LocalUploads {
             Ok(Job { file, offset, fsync, direct_from, staging: None, eager: true, guard })
         })
         .await?;
-        Ok(LocalSink {
-            job: Some(Worker::new(job, 2)),
-            finished: None,
-            objects: self.objects.clone(),
-            index: Arc::clone(&self.index),
-        })
+        Ok(LocalSink::new(job, self.objects.clone(), Arc::clone(&self.index)))
     }
 
     async fn save(&self, _claim: &Claim, status: &UploadStatus, sink: LocalSink) -> Result<()> {

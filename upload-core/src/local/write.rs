@@ -136,10 +136,17 @@ impl Job {
 
 pub(crate) struct LocalSink {
     /// Taken by `finish`, which hands the file back for the commit.
-    pub(super) job: Option<Worker<Job>>,
-    pub(super) finished: Option<Job>,
-    pub(super) objects: PathBuf,
-    pub(super) index: Arc<Index>,
+    job: Option<Worker<Job>>,
+    finished: Option<Job>,
+    objects: PathBuf,
+    index: Arc<Index>,
+}
+
+impl LocalSink {
+    /// A sink writing through `job` (on a worker of its own), committed into `objects`.
+    pub(super) fn new(job: Job, objects: PathBuf, index: Arc<Index>) -> Self {
+        Self { job: Some(Worker::new(job, 2)), finished: None, objects, index }
+    }
 }
 
 fn out_of_order() -> Error {

@@ -261,8 +261,12 @@ impl Storage {
 
     /// Stores the concatenation of finished partial uploads, in order, as a
     /// new object. The partials stay (they may be concatenated again) until
-    /// they expire. The first partial's SHA-256 midstate is taken up, so only
-    /// the later partials are read, once, to hash them.
+    /// they expire. On local disk the first partial's SHA-256 midstate is
+    /// taken up and its bytes copied by the kernel, so only the later
+    /// partials are read, once, to hash them; on S3 every partial is read
+    /// once, through the same path as a put (a partial's parts cannot be read
+    /// before its multipart upload completes, which happens when its last
+    /// byte arrives).
     ///
     /// # Errors
     /// [`Error::InvalidUpload`] if a partial is not partial or not finished,

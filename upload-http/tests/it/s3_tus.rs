@@ -57,6 +57,18 @@ fn begin_patch(
     stream
 }
 
+/// Two replicas of the binary over a fresh cluster, once both are ready;
+/// `None` (the test is skipped) without a garage binary.
+fn two_replicas() -> Option<(Cluster, Service, Service)> {
+    let cluster = Cluster::new()?;
+    cluster.start();
+    let env = cluster.service_env();
+    let (a, b) = (Service::spawn(&env), Service::spawn(&env));
+    wait_ready(&a);
+    wait_ready(&b);
+    Some((cluster, a, b))
+}
+
 /// Retries `attempt` until it answers `want` (a lease of a killed replica
 /// lapses within 15 s); panics after 40 s.
 fn until_status(want: u16, mut attempt: impl FnMut() -> Response) -> Response {
@@ -73,12 +85,8 @@ fn until_status(want: u16, mut attempt: impl FnMut() -> Response) -> Response {
 
 #[test]
 fn an_upload_moves_between_replicas_and_survives_one_killed_mid_patch() {
-    let Some(cluster) = Cluster::new() else { return };
-    cluster.start();
+    let Some((cluster, a, b)) = two_replicas() else { return };
     let env = cluster.service_env();
-    let (a, b) = (Service::spawn(&env), Service::spawn(&env));
-    wait_ready(&a);
-    wait_ready(&b);
     const MIB: usize = 1 << 20;
     let data = bytes(24 * MIB, 9);
     let location = create(&a, data.len());
@@ -111,12 +119,7 @@ fn an_upload_moves_between_replicas_and_survives_one_killed_mid_patch() {
 
 #[test]
 fn two_patches_at_once_on_two_replicas_one_wins() {
-    let Some(cluster) = Cluster::new() else { return };
-    cluster.start();
-    let env = cluster.service_env();
-    let (a, b) = (Service::spawn(&env), Service::spawn(&env));
-    wait_ready(&a);
-    wait_ready(&b);
+    let Some((_cluster, a, b)) = two_replicas() else { return };
     let (ours, theirs) = (bytes(3 << 20, 1), bytes(3 << 20, 2));
     let location = create(&a, ours.len());
     // A's PATCH holds the upload while its body arrives...
