@@ -15,6 +15,7 @@
 
 mod body;
 mod client_noise;
+mod cors;
 mod error;
 mod log_writer;
 mod probe;
@@ -59,6 +60,8 @@ pub fn app(
     >,
 > {
     let telemetry = telemetry::Telemetry(Arc::clone(&state.metrics));
+    let cors = cors::cors(&state.settings.server.cors_origins);
+    let cors = actix_web::middleware::Condition::new(cors.is_some(), cors.unwrap_or_default());
     let bad_query = |e: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest| {
         ApiError::bad_request("invalid_query", e.to_string()).into()
     };
@@ -71,6 +74,8 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(web::QueryConfig::default().error_handler(bad_query))
+        // CORS inside telemetry: preflights are timed and counted too.
+        .wrap(cors)
         .wrap(telemetry)
         // Static paths first: actix tries routes in order, and a pattern
         // such as /files/{name} is matched with a regex.

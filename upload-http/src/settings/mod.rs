@@ -11,7 +11,7 @@ use upload_core::StorageConfig;
 mod values;
 
 pub use values::{Nice, SettingsError, Size, Span};
-use values::{at_least_one, positive, priority, size, size_or_zero, span};
+use values::{at_least_one, origins, positive, priority, size, size_or_zero, span};
 
 /// Settings as read, before validation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,6 +59,9 @@ pub struct RawServer {
     pub min_body_rate: Size,
     /// `server.max_connections`: open connections in all.
     pub max_connections: usize,
+    /// `server.cors_origins`: origins whose pages may call the API (`*`: any); none by default.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// `[limits]` as read.
@@ -141,6 +144,8 @@ pub struct ServerSettings {
     pub min_body_rate: u64,
     /// Connections served at once, over all workers; more wait to be accepted.
     pub max_connections: usize,
+    /// Origins allowed to call the API from a browser (`*`: any); empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 /// Validated `[limits]`.
@@ -222,6 +227,8 @@ impl RawSettings {
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.cors_origins")
             // `UPLOAD__X=` means "not set", so an override can unset a key.
             .ignore_empty(true)
             .source(Some(env));
@@ -263,6 +270,7 @@ impl RawSettings {
                 read_timeout: positive("server.read_timeout", &s.read_timeout)?,
                 min_body_rate: size_or_zero("server.min_body_rate", &s.min_body_rate)?,
                 max_connections: at_least_one("server.max_connections", s.max_connections)?,
+                cors_origins: origins("server.cors_origins", &s.cors_origins)?,
             },
             storage: self.storage.clone(),
             limits,

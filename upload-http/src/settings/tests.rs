@@ -17,6 +17,7 @@ fn defaults_are_as_documented() {
     assert_eq!((s.server.min_body_rate, s.server.max_connections), (1024, 10_000));
     assert_eq!(s.bench.max_waits, 1024);
     assert_eq!(s.uploads.expire_after, Duration::from_secs(24 * 3600));
+    assert!(s.server.cors_origins.is_empty());
     match s.storage {
         StorageConfig::Local(local) => {
             assert!(local.fsync && local.direct_io && local.root.ends_with("data"));
@@ -116,4 +117,13 @@ fn printed_settings_load_back() {
     let file = dir.path().join("printed.toml");
     std::fs::write(&file, raw.to_toml().unwrap()).unwrap();
     RawSettings::load(Some(&file), []).unwrap().validate().unwrap();
+}
+
+#[test]
+fn cors_origins_are_a_comma_separated_list() {
+    let s = load(&[("UPLOAD__SERVER__CORS_ORIGINS", "https://a.example,http://b.example:8080")])
+        .unwrap();
+    assert_eq!(s.server.cors_origins, ["https://a.example", "http://b.example:8080"]);
+    let any = load(&[("UPLOAD__SERVER__CORS_ORIGINS", "*")]).unwrap();
+    assert_eq!(any.server.cors_origins, ["*"]);
 }

@@ -57,3 +57,27 @@ pub(super) fn positive(key: &str, value: &Span) -> Result<Duration, SettingsErro
     let d = span(key, value)?;
     if d.is_zero() { Err(SettingsError(format!("{key}: must be more than 0"))) } else { Ok(d) }
 }
+
+/// Origins as browsers send them (`scheme://host[:port]`, no path), or `*`.
+pub(super) fn origins(key: &str, values: &[String]) -> Result<Vec<String>, SettingsError> {
+    values
+        .iter()
+        .map(|value| value.trim())
+        .filter(|value| !value.is_empty())
+        .map(|value| {
+            let valid = value == "*"
+                || value.split_once("://").is_some_and(|(scheme, host)| {
+                    matches!(scheme, "http" | "https")
+                        && !host.is_empty()
+                        && !host.contains(['/', '?', '#', ' ', ','])
+                });
+            if valid {
+                Ok(value.to_owned())
+            } else {
+                Err(SettingsError(format!(
+                    "{key}: {value:?} is not an origin such as https://example.org or *"
+                )))
+            }
+        })
+        .collect()
+}

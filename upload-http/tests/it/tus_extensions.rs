@@ -145,3 +145,42 @@ fn over_the_maximum_size_is_413() {
     assert_eq!(error_code(patch(&url, 0, &[0; 1025])).0, 413);
     assert_eq!(offset(&url), Some(0));
 }
+
+/// A page of another origin (the settings list it) may send the tus
+/// headers and read the ones it needs; other origins get no grant.
+#[test]
+fn cors_preflight_allows_the_tus_headers_for_listed_origins() {
+    let origin = "https://app.example";
+    let server = Server::with(|s| s.server.cors_origins = vec![origin.into()]);
+    let preflight = |server: &Server, origin: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, server.url("/uploads/"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "PATCH")
+            .header("Access-Control-Request-Headers", "tus-resumable,upload-offset,upload-checksum")
+            .send()
+            .unwrap()
+    };
+    let response = preflight(&server, origin);
+    assert!(response.status().is_success(), "{}", response.status());
+    let h = response.headers();
+    assert_eq!(header(h, "access-control-allow-origin"), Some(origin));
+    assert!(header(h, "access-control-allow-methods").unwrap().contains("PATCH"));
+    let allowed = header(h, "access-control-allow-headers").unwrap().to_ascii_lowercase();
+    for name in ["tus-resumable", "upload-offset", "upload-checksum"] {
+        assert!(allowed.contains(name), "{name} in {allowed}");
+    }
+    let created = tus(client()
+        .post(server.url("/uploads/"))
+        .header("Origin", origin)
+        .header("Upload-Length", 3));
+    assert_eq!(created.status(), 201);
+    let exposed = header(created.headers(), "access-control-expose-headers").unwrap().to_owned();
+    for name in ["location", "upload-offset", "upload-expires", "tus-resumable"] {
+        assert!(exposed.to_ascii_lowercase().contains(name), "{name} in {exposed}");
+    }
+    let stranger = preflight(&server, "https://evil.example");
+    assert!(stranger.headers().get("access-control-allow-origin").is_none());
+    let closed = Server::start();
+    assert!(preflight(&closed, origin).headers().get("access-control-allow-origin").is_none());
+}
