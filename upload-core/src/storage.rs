@@ -110,7 +110,7 @@ impl Storage {
 
     /// Streams `body` into a new object and returns what was stored.
     ///
-    /// Chunks are grouped into batches of about [`WRITE_CHUNK`] bytes, which
+    /// Chunks are grouped into batches of about [`WRITE_CHUNK`](crate::WRITE_CHUNK) bytes, which
     /// are hashed and written on blocking threads while the next ones are
     /// received; at most three batches are held per upload, whatever its
     /// size (on local disk, a body past 64 MiB also holds a 4 MiB buffer for
