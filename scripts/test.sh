@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 # Garage is built with cargo the first time (12-20 min), then found on PATH.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 garage_dir=target/garage-dev
-eval "$(scripts/garage-dev.sh start "$garage_dir")"
+# Assigned first: a store that cannot start (its port taken) stops the script here.
+garage_env=$(scripts/garage-dev.sh start "$garage_dir")
+eval "$garage_env"
 trap 'scripts/garage-dev.sh stop "$garage_dir"' EXIT
 # Here a missing store is a failure; a plain `cargo test` skips the S3 tests instead.
 export FASTUPLOAD_REQUIRE_S3=1
