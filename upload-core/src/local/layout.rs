@@ -75,17 +75,27 @@ pub(super) fn read_meta(dir: &Path, id: &ObjectId) -> Result<FileInfo> {
         }
         other => other.map_err(|e| not_found(e, id))?,
     };
-    let mut buf = Vec::new();
-    file.take(META_MAX + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > META_MAX {
-        return Err(damaged(format!("{META} is larger than {META_MAX} bytes")));
-    }
-    let info: FileInfo =
-        serde_json::from_slice(&buf).map_err(|e| damaged(format!("{META}: {e}")))?;
+    let info: FileInfo = read_json(file, META, id)?;
     if info.id != *id {
         return Err(damaged(format!("{META} describes another object, {}", info.id)));
     }
     Ok(info)
+}
+
+/// The JSON in `file` (named `name`, of object or upload `id`): more than
+/// [`META_MAX`] bytes, or what does not parse, is damage.
+pub(super) fn read_json<T: serde::de::DeserializeOwned>(
+    file: File,
+    name: &str,
+    id: &ObjectId,
+) -> Result<T> {
+    let damaged = |reason: String| Error::Damaged { id: id.to_string(), reason };
+    let mut buf = Vec::new();
+    file.take(META_MAX + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > META_MAX {
+        return Err(damaged(format!("{name} is larger than {META_MAX} bytes")));
+    }
+    serde_json::from_slice(&buf).map_err(|e| damaged(format!("{name}: {e}")))
 }
 
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {

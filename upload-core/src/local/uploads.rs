@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use super::direct::DIRECT_FROM;
 use super::index::Index;
 use super::layout::{
-    DATA, META, META_MAX, STATE, STATE_NEXT, TempGuard, create_data_file, not_found,
+    DATA, META, STATE, STATE_NEXT, TempGuard, create_data_file, not_found, read_json,
     remove_object_dir, sync_dir,
 };
 use super::write::{Job, LocalSink};
@@ -273,14 +273,8 @@ impl UploadStore for LocalUploads {
 
 fn read_state(dir: &std::path::Path, id: &ObjectId) -> Result<UploadStatus> {
     let file = File::open(dir.join(STATE)).map_err(|e| not_found(e, id))?;
-    let mut buf = Vec::new();
-    file.take(META_MAX + 1).read_to_end(&mut buf)?;
+    let status: UploadStatus = read_json(file, STATE, id)?;
     let damaged = |reason: String| Error::Damaged { id: id.to_string(), reason };
-    if buf.len() as u64 > META_MAX {
-        return Err(damaged(format!("{STATE} is larger than {META_MAX} bytes")));
-    }
-    let status: UploadStatus =
-        serde_json::from_slice(&buf).map_err(|e| damaged(format!("{STATE}: {e}")))?;
     if status.id != *id {
         return Err(damaged(format!("{STATE} describes another upload, {}", status.id)));
     }
