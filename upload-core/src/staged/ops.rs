@@ -41,13 +41,26 @@ where
     E: Into<BoxError>,
 {
     let claim = uploads.claim(id).await?;
-    let mut status = unexpired(uploads.claimed_status(&claim).await?)?;
-    if offset != status.offset {
-        return Err(Error::OffsetMismatch { offset: status.offset });
-    }
-    if let Some(length) = append.length {
-        declare_length(&mut status, length)?;
-    }
+    // A claim is given back at once on every error: a client that retries
+    // right after a 409 must not meet its own last request's lease.
+    let prepared = async {
+        let mut status = unexpired(uploads.claimed_status(&claim).await?)?;
+        if offset != status.offset {
+            return Err(Error::OffsetMismatch { offset: status.offset });
+        }
+        if let Some(length) = append.length {
+            declare_length(&mut status, length)?;
+        }
+        let sink = uploads.resume(&claim, &status).await?;
+        Ok((status, sink))
+    };
+    let (status, sink) = match prepared.await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            uploads.release(claim).await;
+            return Err(e);
+        }
+    };
     let limit = match (status.length, status.max_size) {
         (Some(length), Some(max)) => Some(length.min(max)),
         (length, max) => length.or(max),
@@ -56,7 +69,6 @@ where
         sha256: status.sha256.clone(),
         chunk: append.checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm)),
     };
-    let sink = uploads.resume(&claim, &status).await?;
     // Without a checksum, whatever stops the body (an error, or this
     // future dropped with the client's connection), what arrived is kept.
     let mut progress = Progress {
@@ -87,6 +99,7 @@ where
         Ok(received) => received,
         Err(e) => {
             intake.abort().await;
+            uploads.release(claim).await;
             return Err(e);
         }
     };
@@ -94,6 +107,7 @@ where
         && hasher.finalize() != expected.digest
     {
         intake.abort().await;
+        uploads.release(claim).await;
         return Err(Error::AppendChecksumMismatch { algorithm: expected.algorithm.name() });
     }
     status.advance(received.size, received.hashes.sha256);
@@ -150,8 +164,9 @@ impl<U: UploadStore> Progress<U> {
     }
 
     async fn abort(mut self) {
-        let (intake, _) = self.take();
+        let (intake, (_, claim)) = self.take();
         intake.abort().await;
+        self.uploads.release(claim).await;
     }
 
     /// Makes what arrived durable and saves the upload's new offset, in the
@@ -215,19 +230,29 @@ impl<U: UploadStore> Drop for Progress<U> {
 /// See [`Storage::complete_upload`].
 pub(super) async fn complete<U: UploadStore>(uploads: &U, id: &ObjectId) -> Result<FileInfo> {
     let claim = uploads.claim(id).await?;
-    let status = unexpired(uploads.claimed_status(&claim).await?)?;
-    if status.partial {
-        return Err(Error::InvalidUpload(
-            "a partial upload becomes a file only through a concatenation".into(),
-        ));
-    }
-    if !status.is_finished() {
-        return Err(Error::InvalidUpload(format!(
-            "the upload has {} of {} bytes",
-            status.offset,
-            status.length.map_or_else(|| "an unknown number of".into(), |l| l.to_string())
-        )));
-    }
+    let finished = async {
+        let status = unexpired(uploads.claimed_status(&claim).await?)?;
+        if status.partial {
+            return Err(Error::InvalidUpload(
+                "a partial upload becomes a file only through a concatenation".into(),
+            ));
+        }
+        if !status.is_finished() {
+            return Err(Error::InvalidUpload(format!(
+                "the upload has {} of {} bytes",
+                status.offset,
+                status.length.map_or_else(|| "an unknown number of".into(), |l| l.to_string())
+            )));
+        }
+        Ok(status)
+    };
+    let status = match finished.await {
+        Ok(status) => status,
+        Err(e) => {
+            uploads.release(claim).await;
+            return Err(e);
+        }
+    };
     let info = status.file_info();
     uploads.commit(claim, &info).await?;
     Ok(info)

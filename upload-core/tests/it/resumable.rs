@@ -252,8 +252,7 @@ async fn expired_uploads_are_refused_then_swept(backend: Backend) {
     let short = NewUpload { expire_after: Duration::ZERO, ..new(Some(4)) };
     let gone = t.storage.create_upload(short).await.unwrap().id;
     // One with a part and a tail stored (on S3: a multipart upload and an object).
-    let brief =
-        NewUpload { expire_after: Duration::from_millis(300), ..new(Some(3 * PART as u64)) };
+    let brief = NewUpload { expire_after: Duration::from_secs(2), ..new(Some(3 * PART as u64)) };
     let abandoned = t.storage.create_upload(brief).await.unwrap().id;
     let status =
         t.storage.append(&abandoned, 0, chunked(&bytes(PART + 1, 9), &[]), Append::default());
