@@ -34,9 +34,10 @@ pub enum Error {
     /// A file name has nothing usable left once path parts and control characters are removed.
     #[error("invalid file name: {0}")]
     InvalidName(&'static str),
-    /// A content type that is not a plausible media type (it would be echoed in a header).
-    #[error("invalid content type: {0}")]
-    InvalidContentType(&'static str),
+    /// Something that may be used a limited number of times (a download
+    /// link) has been used that many times.
+    #[error("{0} has been used as many times as it may be")]
+    UsedUp(String),
     /// The requested byte range lies outside the object.
     #[error("range not satisfiable for an object of {size} bytes")]
     RangeNotSatisfiable {

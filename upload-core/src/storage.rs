@@ -26,6 +26,9 @@ pub enum StorageConfig {
     S3(S3Config),
 }
 
+/// The most objects one listing request reads, whatever it keeps.
+pub const LIST_SCAN: usize = 1000;
+
 /// How often [`Storage::maintain`] sweeps a shared store.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// The age past which no live upload can have left a leftover behind.
@@ -41,6 +44,8 @@ pub struct Storage {
     damaged: Arc<DamagedSet>,
     /// Expired resumable uploads this process removed.
     pub(crate) expired_removed: Arc<std::sync::atomic::AtomicU64>,
+    /// Expired objects this process removed.
+    pub(crate) expired_files: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -69,6 +74,7 @@ impl Storage {
             background: Arc::default(),
             damaged: Arc::default(),
             expired_removed: Arc::default(),
+            expired_files: Arc::default(),
         })
     }
 
@@ -120,7 +126,7 @@ impl Storage {
     /// # Errors
     /// [`Error::TooLarge`] past `opts.max_size`, [`Error::ChecksumMismatch`],
     /// [`Error::Body`] when `body` yields an error, [`Error::StorageFull`],
-    /// [`Error::InvalidContentType`], [`Error::Io`]. In every case, and when
+    /// [`Error::Io`]. In every case, and when
     /// the returned future is dropped early, nothing is stored and no
     /// temporary file remains.
     pub async fn put<S, E>(&self, body: S, opts: PutOptions) -> Result<FileInfo>
@@ -128,17 +134,18 @@ impl Storage {
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: Into<BoxError>,
     {
-        let content_type = opts.content_type()?;
+        let content_type = crate::media_type::normalize(opts.content_type.as_deref());
         let id = ObjectId::new();
         match &*self.backend {
             Backend::Local(store) => {
-                drive(store.begin(id).await?, body, opts, id, content_type).await
+                drive(self, store.begin(id).await?, body, opts, id, content_type).await
             }
-            Backend::S3(store) => drive(store.begin(id), body, opts, id, content_type).await,
+            Backend::S3(store) => drive(self, store.begin(id), body, opts, id, content_type).await,
         }
     }
 
-    /// Opens an object for streaming, whole or the given range.
+    /// Opens an object for streaming, whole or the given range. An expired
+    /// object is [`Error::NotFound`] from the moment it expires.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::RangeNotSatisfiable`], [`Error::Damaged`], [`Error::Io`].
@@ -147,7 +154,9 @@ impl Storage {
             Backend::Local(store) => store.get(id, range).await,
             Backend::S3(store) => store.get(id, range).await,
         };
-        result.inspect_err(|e| self.damaged.note(e))
+        let object = result.inspect_err(|e| self.damaged.note(e))?;
+        live(object.info.is_expired(OffsetDateTime::now_utc()), id)?;
+        Ok(object)
     }
 
     /// An object's metadata.
@@ -159,7 +168,9 @@ impl Storage {
             Backend::Local(store) => store.head(id).await,
             Backend::S3(store) => store.head(id).await,
         };
-        result.inspect_err(|e| self.damaged.note(e))
+        let info = result.inspect_err(|e| self.damaged.note(e))?;
+        live(info.is_expired(OffsetDateTime::now_utc()), id)?;
+        Ok(info)
     }
 
     /// Deletes an object, damaged or not; it disappears at once, its space
@@ -177,17 +188,64 @@ impl Storage {
     }
 
     /// Up to `limit` objects with ids after `after`, in id (creation) order.
-    /// Damaged objects are left out (and logged once, see [`Error::Damaged`]).
+    /// Damaged and expired objects are left out (damaged ones are logged
+    /// once, see [`Error::Damaged`]). Like [`list_owned_by`](Self::list_owned_by),
+    /// a page may hold fewer than `limit` objects while `next` is set.
     ///
     /// # Errors
     /// [`Error::Io`].
     pub async fn list(&self, after: Option<ObjectId>, limit: usize) -> Result<Page> {
-        let (page, damaged) = match &*self.backend {
-            Backend::Local(store) => store.list(after, limit).await,
-            Backend::S3(store) => store.list(after, limit).await,
-        }?;
-        damaged.iter().for_each(|e| self.damaged.note(e));
-        Ok(page)
+        self.list_where(after, limit, |_| true).await
+    }
+
+    /// Like [`list`](Self::list), only the objects whose [`FileInfo::owner`] is `owner`.
+    ///
+    /// A request reads at most [`LIST_SCAN`] objects (or `limit`, if more),
+    /// so a page may hold fewer than `limit` objects, none even, while
+    /// `next` is set: the listing ends when `next` is `None`.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub async fn list_owned_by(
+        &self,
+        owner: &str,
+        after: Option<ObjectId>,
+        limit: usize,
+    ) -> Result<Page> {
+        self.list_where(after, limit, |info| info.owner.as_deref() == Some(owner)).await
+    }
+
+    async fn list_where(
+        &self,
+        mut after: Option<ObjectId>,
+        limit: usize,
+        wanted: impl Fn(&FileInfo) -> bool,
+    ) -> Result<Page> {
+        let limit = limit.max(1);
+        let now = OffsetDateTime::now_utc();
+        let (mut files, mut scanned) = (Vec::new(), 0);
+        loop {
+            let (page, damaged) = match &*self.backend {
+                Backend::Local(store) => store.list(after, limit).await,
+                Backend::S3(store) => store.list(after, limit).await,
+            }?;
+            damaged.iter().for_each(|e| self.damaged.note(e));
+            scanned += limit;
+            for info in page.files {
+                if files.len() == limit {
+                    // Full before this page ended: the next page starts after the last one kept.
+                    let next = files.last().map(|info: &FileInfo| info.id);
+                    return Ok(Page { files, next });
+                }
+                if wanted(&info) && !info.is_expired(now) {
+                    files.push(info);
+                }
+            }
+            after = page.next;
+            if after.is_none() || files.len() == limit || scanned >= LIST_SCAN.max(limit) {
+                return Ok(Page { files, next: after });
+            }
+        }
     }
 
     /// How many damaged objects this process has met (see [`Error::Damaged`]).
@@ -212,28 +270,34 @@ impl Storage {
     }
 
     /// Removes expired resumable uploads (see [`sweep_expired`](Self::sweep_expired))
-    /// every `uploads_every`, and on a shared store sweeps (see [`sweep`](Self::sweep))
-    /// every [`SWEEP_EVERY`] what is older than [`LEFTOVER_AGE`], logging what it
-    /// removed or could not, until the future is dropped: what a long-running
-    /// service spawns once.
-    pub async fn maintain(self, uploads_every: Duration) {
+    /// every `uploads_every` and expired objects (see
+    /// [`sweep_expired_files`](Self::sweep_expired_files)) every `files_every`, and on a
+    /// shared store sweeps (see [`sweep`](Self::sweep)) every [`SWEEP_EVERY`] what is
+    /// older than [`LEFTOVER_AGE`], logging what it removed or could not, until
+    /// the future is dropped: what a long-running service spawns once.
+    pub async fn maintain(self, uploads_every: Duration, files_every: Duration) {
         let shared = matches!(*self.backend, Backend::S3(_));
-        let mut leftovers_swept: Option<std::time::Instant> = None;
+        let tasks = [(SWEEP_EVERY, 0), (uploads_every, 1), (files_every, 2)];
+        let mut last_run: [Option<std::time::Instant>; 3] = [None; 3];
         loop {
-            if shared && leftovers_swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
-                leftovers_swept = Some(std::time::Instant::now());
-                match self.sweep(LEFTOVER_AGE).await {
+            for (every, task) in tasks {
+                if last_run[task].is_some_and(|at| at.elapsed() < every) {
+                    continue;
+                }
+                last_run[task] = Some(std::time::Instant::now());
+                let (what, result) = match task {
+                    0 if !shared => continue,
+                    0 => ("leftovers of interrupted uploads", self.sweep(LEFTOVER_AGE).await),
+                    1 => ("expired resumable uploads", self.sweep_expired().await),
+                    _ => ("expired files", self.sweep_expired_files().await),
+                };
+                match result {
                     Ok(0) => {}
-                    Ok(n) => log::info!("removed {n} leftovers of interrupted uploads"),
-                    Err(e) => log::warn!("could not sweep leftovers of interrupted uploads: {e}"),
+                    Ok(n) => log::info!("removed {n} {what}"),
+                    Err(e) => log::warn!("could not remove {what}: {e}"),
                 }
             }
-            match self.sweep_expired().await {
-                Ok(0) => {}
-                Ok(n) => log::info!("removed {n} expired resumable upload(s)"),
-                Err(e) => log::warn!("could not remove expired resumable uploads: {e}"),
-            }
-            tokio::time::sleep(uploads_every.min(SWEEP_EVERY)).await;
+            tokio::time::sleep(uploads_every.min(files_every).min(SWEEP_EVERY)).await;
         }
     }
 
@@ -249,8 +313,14 @@ impl Storage {
     }
 }
 
+/// An expired object is gone for its readers, swept or not.
+fn live(expired: bool, id: &ObjectId) -> Result<()> {
+    if expired { Err(Error::NotFound(id.to_string())) } else { Ok(()) }
+}
+
 /// The backend-independent part of a put: coalescing, size limit, checksum.
 async fn drive<K, S, E>(
+    storage: &Storage,
     sink: K,
     body: S,
     opts: PutOptions,
@@ -271,14 +341,12 @@ where
             actual: hex::encode(digest),
         });
     }
-    let info = FileInfo {
-        id,
-        filename: opts.filename.map(|name| name.as_str().to_owned()),
-        size,
-        sha256: hex::encode(digest),
-        content_type,
-        created_at: OffsetDateTime::now_utc(),
-    };
+    let filename = opts.filename.map(|name| name.as_str().to_owned());
+    let info = opts.retention.file_info(id, filename, size, hex::encode(digest), content_type);
+    if let Err(e) = storage.mark_expiry(&info).await {
+        sink.abort().await;
+        return Err(e);
+    }
     sink.commit(&info).await?;
     Ok(info)
 }

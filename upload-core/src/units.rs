@@ -92,6 +92,35 @@ pub mod duration {
     }
 }
 
+/// An `Option<Duration>` field as [`duration`] writes one, `None` as nothing:
+/// `#[serde(default, with = "upload_core::units::duration_option")]`.
+pub mod duration_option {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `"30s"`, or nothing.
+    ///
+    /// # Errors
+    /// Those of the serializer.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a [`Span`](super::Span), or nothing.
+    ///
+    /// # Errors
+    /// A value that is not a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::duration")] Duration);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(d)| d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

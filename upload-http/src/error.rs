@@ -26,6 +26,24 @@ pub enum ApiError {
         /// For humans.
         message: String,
     },
+    /// No token, or one that is not configured.
+    #[error("{}", if *bad_token { "the bearer token is not valid" } else { "this needs a token: send Authorization: Bearer <token>" })]
+    Unauthorized {
+        /// A token was sent, and it is not valid.
+        bad_token: bool,
+    },
+    /// The token may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A download link that is tampered with, expired or signed by no current key.
+    #[error("{0}")]
+    InvalidLink(String),
+    /// A download link used as many times as it allows.
+    #[error("the link has been used as many times as it allows")]
+    LinkUsedUp,
+    /// Download links need `auth.link_key`.
+    #[error("download links are off: set auth.link_key to turn them on")]
+    LinksDisabled,
     /// No such file.
     #[error("no file with id {0}")]
     NotFound(String),
@@ -120,6 +138,11 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::InvalidLink(_) => (StatusCode::FORBIDDEN, "invalid_link"),
+            Self::LinkUsedUp => (StatusCode::FORBIDDEN, "link_used_up"),
+            Self::LinksDisabled => (StatusCode::NOT_IMPLEMENTED, "links_disabled"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -169,6 +192,14 @@ impl ResponseError for ApiError {
         }
         if let Self::RangeNotSatisfiable { size } = self {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        if let Self::Unauthorized { bad_token } = self {
+            let challenge = if *bad_token {
+                "Bearer realm=\"fastupload\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"fastupload\""
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         if let Self::OffsetMismatch(offset) = self {
             response.insert_header(("Upload-Offset", *offset));
@@ -249,7 +280,6 @@ impl ApiError {
             ),
             E::InvalidId(id) => Self::bad_request("invalid_id", format!("{id:?} is not a file id")),
             E::InvalidName(why) => Self::bad_request("invalid_filename", why),
-            E::InvalidContentType(why) => Self::bad_request("invalid_content_type", why),
             E::RangeNotSatisfiable { size } => Self::RangeNotSatisfiable { size },
             E::StorageFull => Self::StorageFull,
             E::OffsetMismatch { offset } => Self::OffsetMismatch(offset),
@@ -257,6 +287,7 @@ impl ApiError {
             E::Expired(id) => Self::Expired(id),
             e @ E::AppendChecksumMismatch { .. } => Self::UploadChecksumMismatch(e.to_string()),
             E::InvalidUpload(why) => Self::bad_request("invalid_upload", why),
+            E::UsedUp(_) => Self::LinkUsedUp,
             E::Damaged { id, .. } => Self::Damaged(id),
             E::Unavailable(detail) => {
                 log::warn!("storage unavailable: {detail}");

@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod body;
 mod client_noise;
 mod cors;
@@ -33,14 +34,16 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
 
+pub use auth::{NewToken, Scopes, TokenDigest};
 pub use client_noise::ClientNoise;
 pub use error::ApiError;
 pub use log_writer::{BackgroundWriter, BackgroundWriterGuard, write_access_log_to};
 pub use probe::probe;
 pub use serve::server;
 pub use settings::{
-    BenchSettings, ComputeSettings, Limits, Nice, RawBench, RawCompute, RawLimits, RawServer,
-    RawSettings, RawUploads, ServerSettings, Settings, SettingsError, Size, Span, UploadSettings,
+    AuthSettings, BenchSettings, ComputeSettings, FileSettings, Limits, Nice, RawAuth, RawBench,
+    RawCompute, RawLimits, RawServer, RawSettings, RawStorage, RawToken, RawUploads,
+    ServerSettings, Settings, SettingsError, Size, Span, TokenEntry, UploadSettings,
 };
 pub use state::{AppState, StartError};
 pub use telemetry::Metrics;
@@ -90,6 +93,7 @@ pub fn app(
                 .route(web::post().to(routes::files::upload_multipart))
                 .route(web::get().to(routes::files::list)),
         )
+        .service(resource("/files/{id}/links").route(web::post().to(routes::links::create)))
         .service(
             resource("/files/{name}")
                 .route(web::get().to(routes::files::download))
@@ -138,7 +142,20 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         state.settings.server.workers,
         state.settings.storage
     );
-    actix_web::rt::spawn(state.storage.clone().maintain(state.settings.uploads.sweep_interval));
+    if state.settings.auth.tokens.is_none() {
+        if state.settings.server.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+            log::info!(
+                "no tokens are configured: everyone who reaches this address may do everything"
+            );
+        } else {
+            log::warn!(
+                "auth.mode = \"open\": everyone who reaches this service may read and delete every file"
+            );
+        }
+    }
+    let (uploads_every, files_every) =
+        (state.settings.uploads.sweep_interval, state.settings.files.sweep_interval);
+    actix_web::rt::spawn(state.storage.clone().maintain(uploads_every, files_every));
     let storage = state.storage.clone();
     server(state, listener)?.await?;
     // Requests the shutdown cut off roll back their stored parts in the background.

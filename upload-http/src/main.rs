@@ -31,6 +31,22 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenCommand {
+    /// Print a new random token and the settings line that admits it (only its SHA-256).
+    New {
+        /// Who holds it: recorded as the owner of what it uploads.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, write, delete, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +81,13 @@ fn main() -> ExitCode {
 }
 
 fn serve(cli: Cli) -> anyhow::Result<()> {
+    // Needs no settings: it makes a line for them.
+    if let Some(Command::Token(TokenCommand::New { name, scopes })) = &cli.command {
+        let scopes = upload_http::Scopes::parse(scopes.iter().map(String::as_str))
+            .map_err(anyhow::Error::msg)?;
+        print!("{}", upload_http::NewToken::generate(name, scopes)?.instructions());
+        return Ok(());
+    }
     let raw = upload_http::RawSettings::load(cli.config.as_deref(), std::env::vars())?;
     if cli.print_config {
         print!("{}", raw.to_toml()?);

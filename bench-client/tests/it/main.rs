@@ -46,7 +46,7 @@ where
 fn service() -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut raw = upload_http::RawSettings::load(None, []).unwrap();
-    raw.storage = StorageConfig::Local(LocalConfig {
+    raw.storage.backend = StorageConfig::Local(LocalConfig {
         fsync: false,
         ..LocalConfig::new(dir.path().join("data"))
     });

@@ -4,6 +4,7 @@
 //! - `objects/<id>/data` and `objects/<id>/meta.json`: committed objects;
 //! - `tmp/<id>/...`: one-shot uploads in progress, and objects being deleted;
 //! - `uploads/<id>/...`: resumable uploads (see `uploads.rs`), kept across restarts until they expire;
+//! - `expiry/`, `counters/`: expiry markers and use counters (see `marks.rs`);
 //! - `.lock`: held (flock) by the process that owns the root.
 //!
 //! An upload is built in `tmp/<id>/` and committed by renaming that directory
@@ -29,12 +30,14 @@ mod config;
 mod direct;
 mod index;
 mod layout;
+mod marks;
 mod uploads;
 mod write;
 
 pub use config::LocalConfig;
 use direct::{DIRECT_FROM, direct_io_works};
 use index::Index;
+use marks::{COUNTERS, EXPIRY, Marks};
 use uploads::LocalUploads;
 
 use layout::{
@@ -60,6 +63,8 @@ pub(crate) struct LocalStore {
     direct: bool,
     /// Resumable uploads.
     uploads: Arc<LocalUploads>,
+    /// Expiry markers and use counters.
+    marks: Marks,
     /// Held for the store's lifetime: the flock is what makes sweeping `tmp/` safe.
     _lock: File,
 }
@@ -72,6 +77,8 @@ impl LocalStore {
             fs::create_dir_all(&objects)?;
             fs::create_dir_all(&tmp)?;
             fs::create_dir_all(root.join(UPLOADS))?;
+            fs::create_dir_all(root.join(EXPIRY))?;
+            fs::create_dir_all(root.join(COUNTERS))?;
             let lock = OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -111,13 +118,32 @@ impl LocalStore {
                 direct,
                 busy: Arc::default(),
             });
-            Ok(Self { objects, tmp, index, fsync: config.fsync, direct, uploads, _lock: lock })
+            let marks = Marks {
+                expiry: root.join(EXPIRY),
+                counters: root.join(COUNTERS),
+                fsync: config.fsync,
+                counting: Arc::default(),
+            };
+            Ok(Self {
+                objects,
+                tmp,
+                index,
+                fsync: config.fsync,
+                direct,
+                uploads,
+                marks,
+                _lock: lock,
+            })
         })
         .await
     }
 
     pub(crate) fn uploads(&self) -> &Arc<LocalUploads> {
         &self.uploads
+    }
+
+    pub(crate) fn marks(&self) -> &Marks {
+        &self.marks
     }
 
     pub(crate) async fn begin(&self, id: ObjectId) -> Result<LocalSink> {

@@ -10,6 +10,8 @@ use crate::{Error, FileInfo, ObjectId, Result};
 const META_SHA256: &str = "sha256";
 const META_CREATED: &str = "created-at";
 const META_FILENAME: &str = "filename";
+const META_OWNER: &str = "owner";
+const META_EXPIRES: &str = "expires-at";
 
 /// Header values must be visible ASCII: the file name is percent-encoded.
 const FILENAME_ESCAPES: &percent_encoding::AsciiSet =
@@ -21,9 +23,15 @@ pub(super) fn attributes(info: &FileInfo) -> Attributes {
     attrs.insert(Attribute::ContentType, info.content_type.clone().into());
     attrs.insert(Attribute::Metadata(META_SHA256.into()), info.sha256.clone().into());
     attrs.insert(Attribute::Metadata(META_CREATED.into()), created.into());
-    if let Some(name) = &info.filename {
-        let encoded = percent_encoding::utf8_percent_encode(name, FILENAME_ESCAPES).to_string();
-        attrs.insert(Attribute::Metadata(META_FILENAME.into()), encoded.into());
+    for (key, text) in [(META_FILENAME, &info.filename), (META_OWNER, &info.owner)] {
+        if let Some(text) = text {
+            let encoded = percent_encoding::utf8_percent_encode(text, FILENAME_ESCAPES).to_string();
+            attrs.insert(Attribute::Metadata(key.into()), encoded.into());
+        }
+    }
+    if let Some(at) = info.expires_at {
+        let at = at.format(&Rfc3339).expect("a UTC time formats as RFC 3339");
+        attrs.insert(Attribute::Metadata(META_EXPIRES.into()), at.into());
     }
     attrs
 }
@@ -41,18 +49,20 @@ pub(super) fn file_info(id: ObjectId, result: &GetResult) -> Result<FileInfo> {
     let created_at = meta(META_CREATED)
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .ok_or_else(|| foreign(META_CREATED))?;
-    let filename = match meta(META_FILENAME) {
-        Some(encoded) => Some(
-            percent_encoding::percent_decode_str(encoded)
-                .decode_utf8()
-                .map_err(|_| foreign(META_FILENAME))?
-                .into_owned(),
-        ),
+    let text = |key: &'static str| match meta(key) {
+        Some(encoded) => percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .map(|text| Some(text.into_owned()))
+            .map_err(|_| foreign(key)),
+        None => Ok(None),
+    };
+    let expires_at = match meta(META_EXPIRES) {
+        Some(at) => Some(OffsetDateTime::parse(at, &Rfc3339).map_err(|_| foreign(META_EXPIRES))?),
         None => None,
     };
     Ok(FileInfo {
         id,
-        filename,
+        filename: text(META_FILENAME)?,
         size: result.meta.size,
         sha256: sha256.to_owned(),
         content_type: attrs
@@ -60,5 +70,7 @@ pub(super) fn file_info(id: ObjectId, result: &GetResult) -> Result<FileInfo> {
             .map_or(crate::DEFAULT_CONTENT_TYPE, |v| &**v)
             .to_owned(),
         created_at,
+        owner: text(META_OWNER)?,
+        expires_at,
     })
 }

@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 mod append;
 mod config;
 mod lease;
+mod marks;
 mod metadata;
 mod record;
 mod signed;
@@ -33,6 +34,7 @@ mod uploads;
 
 pub use config::S3Config;
 use config::normalize_prefix;
+use marks::Marks;
 use metadata::file_info;
 use signed::{Signed, unavailable};
 pub(crate) use sink::S3Sink;
@@ -55,6 +57,8 @@ pub(crate) struct S3Store {
     signed: Arc<Signed>,
     /// Resumable uploads.
     uploads: Arc<S3Uploads>,
+    /// Expiry markers and use counters.
+    marks: Marks,
     prefix: String,
     part_size: usize,
     concurrency: usize,
@@ -161,10 +165,12 @@ impl S3Store {
             part_size: part_size as usize,
             concurrency: config.concurrency,
         });
+        let marks = Marks { store: store.clone(), prefix: prefix.clone() };
         Ok(Self {
             store,
             signed,
             uploads,
+            marks,
             prefix,
             part_size: part_size as usize,
             concurrency: config.concurrency,
@@ -181,6 +187,10 @@ impl S3Store {
 
     pub(crate) fn uploads(&self) -> &Arc<S3Uploads> {
         &self.uploads
+    }
+
+    pub(crate) fn marks(&self) -> &Marks {
+        &self.marks
     }
 
     pub(crate) async fn get(&self, id: &ObjectId, range: Option<ByteRange>) -> Result<Object> {

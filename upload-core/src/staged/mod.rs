@@ -21,7 +21,7 @@ pub(crate) use store::UploadStore;
 
 use crate::sha256::Sha256State;
 use crate::storage::Backend;
-use crate::{BoxError, Checksum, Error, FileInfo, FileName, ObjectId, Result, Storage};
+use crate::{BoxError, Checksum, Error, FileInfo, FileName, ObjectId, Result, Retention, Storage};
 
 /// How long an unfinished upload lives after its last append, unless told otherwise.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 3600);
@@ -33,7 +33,7 @@ pub struct NewUpload {
     pub length: Option<u64>,
     /// The client's file name, kept as metadata only.
     pub filename: Option<FileName>,
-    /// The media type to store (checked as [`PutOptions`](crate::PutOptions) checks it).
+    /// The media type, normalised as [`PutOptions::content_type`](crate::PutOptions::content_type) is.
     pub content_type: Option<String>,
     /// The most bytes the upload may reach.
     pub max_size: Option<u64>,
@@ -41,6 +41,8 @@ pub struct NewUpload {
     pub expire_after: Duration,
     /// A part of a later [concatenation](Storage::concatenate): it never becomes an object itself.
     pub partial: bool,
+    /// The owner and lifetime of the object it becomes.
+    pub retention: Retention,
 }
 
 impl Default for NewUpload {
@@ -52,6 +54,7 @@ impl Default for NewUpload {
             max_size: None,
             expire_after: DEFAULT_EXPIRY,
             partial: false,
+            retention: Retention::default(),
         }
     }
 }
@@ -81,6 +84,9 @@ pub struct UploadStatus {
     pub expires_at: OffsetDateTime,
     #[serde(with = "crate::units::duration")]
     pub(crate) expire_after: Duration,
+    /// The owner and lifetime of the object it becomes.
+    #[serde(default)]
+    pub retention: Retention,
     /// SHA-256 of the first `offset` bytes, in progress.
     pub(crate) sha256: Sha256State,
 }
@@ -106,14 +112,13 @@ impl UploadStatus {
 
     /// The object this upload becomes, committed now.
     pub(crate) fn file_info(&self) -> FileInfo {
-        FileInfo {
-            id: self.id,
-            filename: self.filename.clone(),
-            size: self.offset,
-            sha256: hex::encode(self.sha256.finalize()),
-            content_type: self.content_type.clone(),
-            created_at: OffsetDateTime::now_utc(),
-        }
+        self.retention.file_info(
+            self.id,
+            self.filename.clone(),
+            self.offset,
+            hex::encode(self.sha256.finalize()),
+            self.content_type.clone(),
+        )
     }
 }
 
@@ -171,14 +176,10 @@ impl Storage {
     /// ```
     ///
     /// # Errors
-    /// [`Error::TooLarge`] if `length` is past `max_size`, [`Error::InvalidContentType`],
+    /// [`Error::TooLarge`] if `length` is past `max_size`,
     /// [`Error::Io`], [`Error::StorageFull`], [`Error::Unavailable`].
     pub async fn create_upload(&self, new: NewUpload) -> Result<UploadStatus> {
-        let content_type = crate::PutOptions {
-            content_type: new.content_type.clone(),
-            ..crate::PutOptions::default()
-        }
-        .content_type()?;
+        let content_type = crate::media_type::normalize(new.content_type.as_deref());
         if let (Some(length), Some(limit)) = (new.length, new.max_size)
             && length > limit
         {
@@ -196,6 +197,7 @@ impl Storage {
             created_at: now,
             expires_at: now + new.expire_after,
             expire_after: new.expire_after,
+            retention: new.retention,
             sha256: Sha256State::default(),
         };
         on_uploads!(self, uploads => uploads.create(&status).await)?;
@@ -248,7 +250,7 @@ impl Storage {
     /// [`Error::InvalidUpload`] unless every byte has arrived, or for a
     /// partial upload; [`Error::Locked`], [`Error::NotFound`], [`Error::Expired`], [`Error::Io`].
     pub async fn complete_upload(&self, id: &ObjectId) -> Result<FileInfo> {
-        on_uploads!(self, uploads => ops::complete(&**uploads, id).await)
+        on_uploads!(self, uploads => ops::complete(self, &**uploads, id).await)
     }
 
     /// Removes an unfinished upload and everything stored of it.
@@ -277,18 +279,12 @@ impl Storage {
         filename: Option<FileName>,
         content_type: Option<String>,
         max_size: Option<u64>,
+        retention: &Retention,
     ) -> Result<FileInfo> {
-        let content_type =
-            crate::PutOptions { content_type, ..crate::PutOptions::default() }.content_type()?;
-        let info = FileInfo {
-            id: ObjectId::new(),
-            filename: filename.map(|n| n.as_str().to_owned()),
-            size: 0,
-            sha256: String::new(),
-            content_type,
-            created_at: OffsetDateTime::now_utc(),
-        };
-        on_uploads!(self, uploads => ops::concatenate(&**uploads, partials, info, max_size).await)
+        let content_type = crate::media_type::normalize(content_type.as_deref());
+        let filename = filename.map(|n| n.as_str().to_owned());
+        let info = retention.file_info(ObjectId::new(), filename, 0, String::new(), content_type);
+        on_uploads!(self, uploads => ops::concatenate(self, &**uploads, partials, info, max_size).await)
     }
 
     /// Removes the uploads that expired, but for those a request is working

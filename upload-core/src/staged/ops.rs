@@ -228,7 +228,11 @@ impl<U: UploadStore> Drop for Progress<U> {
 }
 
 /// See [`Storage::complete_upload`].
-pub(super) async fn complete<U: UploadStore>(uploads: &U, id: &ObjectId) -> Result<FileInfo> {
+pub(super) async fn complete<U: UploadStore>(
+    storage: &Storage,
+    uploads: &U,
+    id: &ObjectId,
+) -> Result<FileInfo> {
     let claim = uploads.claim(id).await?;
     let finished = async {
         let status = unexpired(uploads.claimed_status(&claim).await?)?;
@@ -244,16 +248,17 @@ pub(super) async fn complete<U: UploadStore>(uploads: &U, id: &ObjectId) -> Resu
                 status.length.map_or_else(|| "an unknown number of".into(), |l| l.to_string())
             )));
         }
-        Ok(status)
+        let info = status.file_info();
+        storage.mark_expiry(&info).await?;
+        Ok(info)
     };
-    let status = match finished.await {
-        Ok(status) => status,
+    let info = match finished.await {
+        Ok(info) => info,
         Err(e) => {
             uploads.release(claim).await;
             return Err(e);
         }
     };
-    let info = status.file_info();
     uploads.commit(claim, &info).await?;
     Ok(info)
 }
@@ -266,6 +271,7 @@ pub(super) async fn abort<U: UploadStore>(uploads: &U, id: &ObjectId) -> Result<
 
 /// See [`Storage::concatenate`].
 pub(super) async fn concatenate<U: UploadStore>(
+    storage: &Storage,
     uploads: &U,
     partials: &[ObjectId],
     mut info: FileInfo,
@@ -288,6 +294,7 @@ pub(super) async fn concatenate<U: UploadStore>(
     if let Some(limit) = max_size.filter(|&limit| info.size > limit) {
         return Err(Error::TooLarge { limit });
     }
+    storage.mark_expiry(&info).await?;
     uploads.concatenate(parts, info).await
 }
 

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use futures_util::stream;
 use sha1::Digest as _;
 use upload_core::{
-    Append, Checksum, ChecksumAlgorithm, Error, FileName, NewUpload, ObjectId, Storage, WRITE_CHUNK,
+    Append, Checksum, ChecksumAlgorithm, Error, FileName, NewUpload, ObjectId, Retention, Storage,
+    WRITE_CHUNK,
 };
 
 use crate::common::*;
@@ -290,21 +291,33 @@ async fn partials_concatenate_in_order(backend: Backend) {
     }
     let unfinished =
         t.storage.create_upload(NewUpload { partial: true, ..new(Some(9)) }).await.unwrap();
-    let err = t.storage.concatenate(&[ids[0], unfinished.id], None, None, None).await.unwrap_err();
+    let err = t
+        .storage
+        .concatenate(&[ids[0], unfinished.id], None, None, None, &Retention::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidUpload(_)), "{err:?}");
-    let err = t.storage.concatenate(&ids, None, None, Some(100)).await.unwrap_err();
+    let err = t
+        .storage
+        .concatenate(&ids, None, None, Some(100), &Retention::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::TooLarge { limit: 100 }), "{err:?}");
 
     let whole: Vec<u8> = pieces.concat();
     let name = Some(FileName::sanitize("all.bin").unwrap());
-    let info = t.storage.concatenate(&ids, name, None, None).await.unwrap();
+    let info = t.storage.concatenate(&ids, name, None, None, &Retention::default()).await.unwrap();
     assert_eq!(
         (info.size, info.sha256.as_str()),
         (whole.len() as u64, sha256_hex(&whole).as_str())
     );
     assert_eq!(read(&t.storage, &info.id, None).await, whole);
     // The partials may be used again, in another order.
-    let again = t.storage.concatenate(&[ids[1], ids[0]], None, None, None).await.unwrap();
+    let again = t
+        .storage
+        .concatenate(&[ids[1], ids[0]], None, None, None, &Retention::default())
+        .await
+        .unwrap();
     assert_eq!(read(&t.storage, &again.id, None).await, [&pieces[1][..], &pieces[0]].concat());
 }
 

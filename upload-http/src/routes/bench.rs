@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -69,13 +70,18 @@ pub(crate) async fn wait(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    bench_allowed(&req, &state)?;
     let (secs, duration) = wait_duration(req.query_string())?;
     state.sleepers.sleep(duration).await.map_err(|busy| ApiError::WaitBusy(busy.0))?;
     Ok(HttpResponse::Ok().json(Waited { duration: secs }))
 }
 
 /// `GET /asyncwait?duration=`: a timer.
-pub(crate) async fn asyncwait(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn asyncwait(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    bench_allowed(&req, &state)?;
     let (secs, duration) = wait_duration(req.query_string())?;
     if !duration.is_zero() {
         tokio::time::sleep(duration).await;
@@ -87,8 +93,10 @@ pub(crate) async fn asyncwait(req: HttpRequest) -> Result<HttpResponse, ApiError
 /// future (`h1_allow_half_closed(false)` in [`crate::server`]), which cancels the job.
 pub(crate) async fn fib(
     state: web::Data<AppState>,
+    req: HttpRequest,
     n: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    bench_allowed(&req, &state)?;
     let max_n = state.settings.compute.max_n;
     let n = n.parse::<u32>().ok().filter(|&n| n <= max_n).ok_or_else(|| {
         ApiError::bad_request("invalid_n", format!("n must be an integer from 0 to {max_n}"))
@@ -99,6 +107,11 @@ pub(crate) async fn fib(
         .await
         .map_err(ApiError::from_compute)?;
     Ok(HttpResponse::Ok().json(Fib { n, fib: value }))
+}
+
+/// Open by default (`auth.open_bench`).
+fn bench_allowed(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    Caller::of(req, &state.settings).require_bench()
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 pub(crate) mod bench;
 pub(crate) mod files;
+pub(crate) mod links;
 pub(crate) mod ops;
+mod retention;
 pub(crate) mod tus;
 
 use actix_web::{HttpRequest, HttpResponse};

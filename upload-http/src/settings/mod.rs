@@ -8,10 +8,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use upload_core::StorageConfig;
 
+mod auth;
 mod values;
 
+pub use auth::{AuthSettings, RawAuth, RawToken, TokenEntry};
 pub use values::{Nice, SettingsError, Size, Span};
-use values::{at_least_one, origins, positive, priority, size, size_or_zero, span};
+use values::{
+    at_least_one, media_types, optional, origins, positive, priority, size, size_or_zero, span,
+};
+
+/// What `server.inline_types` is unless set: images a browser shows, and PDF
+/// (not SVG, which may carry script).
+const DEFAULT_INLINE_TYPES: [&str; 6] =
+    ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "application/pdf"];
 
 /// Settings as read, before validation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -19,8 +28,9 @@ use values::{at_least_one, origins, positive, priority, size, size_or_zero, span
 pub struct RawSettings {
     /// `[server]`
     pub server: RawServer,
-    /// `[storage]`: `type = "local"` (`root`, `fsync`, `direct_io`) or `type = "s3"` (`bucket`, ...).
-    pub storage: StorageConfig,
+    /// `[storage]`: `type = "local"` (`root`, `fsync`, `direct_io`) or `type = "s3"` (`bucket`, ...),
+    /// and how long files live.
+    pub storage: RawStorage,
     /// `[limits]`
     pub limits: RawLimits,
     /// `[compute]`
@@ -29,6 +39,21 @@ pub struct RawSettings {
     pub bench: RawBench,
     /// `[uploads]`: resumable (tus) uploads.
     pub uploads: RawUploads,
+    /// `[auth]`: tokens and what stays open.
+    pub auth: RawAuth,
+}
+
+/// `[storage]` as read: the backend, and the files' lifetimes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RawStorage {
+    /// The backend's keys, `type` first.
+    #[serde(flatten)]
+    pub backend: StorageConfig,
+    /// `storage.default_lifetime`: how long a file lives unless its upload says; none by default.
+    #[serde(default)]
+    pub default_lifetime: Option<Span>,
+    /// `storage.sweep_interval`: how often expired files are removed.
+    pub sweep_interval: Span,
 }
 
 /// `[uploads]` as read.
@@ -62,6 +87,10 @@ pub struct RawServer {
     /// `server.cors_origins`: origins whose pages may call the API (`*`: any); none by default.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// `server.inline_types`: media types a browser may show in the page
+    /// rather than save; every other download is an attachment.
+    #[serde(default)]
+    pub inline_types: Vec<String>,
 }
 
 /// `[limits]` as read.
@@ -74,6 +103,9 @@ pub struct RawLimits {
     pub max_request_size: Size,
     /// `limits.max_files_per_request`: files of one multipart request.
     pub max_files_per_request: usize,
+    /// `limits.max_lifetime`: the longest lifetime an upload may ask for; none by default.
+    #[serde(default)]
+    pub max_lifetime: Option<Span>,
 }
 
 /// `[compute]` as read.
@@ -115,6 +147,19 @@ pub struct Settings {
     pub bench: BenchSettings,
     /// Resumable uploads.
     pub uploads: UploadSettings,
+    /// Lifetimes of stored files.
+    pub files: FileSettings,
+    /// Tokens and what stays open.
+    pub auth: AuthSettings,
+}
+
+/// Validated lifetimes of stored files (`storage.default_lifetime`, `storage.sweep_interval`).
+#[derive(Clone, Copy, Debug)]
+pub struct FileSettings {
+    /// A file whose upload names no lifetime lives this long; `None`: for ever.
+    pub default_lifetime: Option<Duration>,
+    /// Expired files are removed this often.
+    pub sweep_interval: Duration,
 }
 
 /// Validated `[uploads]`.
@@ -146,6 +191,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Origins allowed to call the API from a browser (`*`: any); empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// Media types downloaded `inline`; all others are attachments.
+    pub inline_types: Vec<String>,
 }
 
 /// Validated `[limits]`.
@@ -157,6 +204,8 @@ pub struct Limits {
     pub max_request_size: u64,
     /// Most files in one multipart request.
     pub max_files_per_request: usize,
+    /// The longest lifetime an upload may ask for; `None`: any.
+    pub max_lifetime: Option<Duration>,
 }
 
 /// Validated `[compute]`.
@@ -215,6 +264,13 @@ impl RawSettings {
             ("compute.nice", "idle".into()),
             ("uploads.expire_after", "24h".into()),
             ("uploads.sweep_interval", "1m".into()),
+            ("storage.sweep_interval", "1m".into()),
+            ("server.inline_types", DEFAULT_INLINE_TYPES.to_vec().into()),
+            ("auth.mode", "tokens".into()),
+            ("auth.public_read", false.into()),
+            ("auth.open_metrics", false.into()),
+            ("auth.open_bench", true.into()),
+            ("auth.max_link_lifetime", "7d".into()),
             ("bench.max_waits", 1024.into()),
         ] {
             builder = builder.set_default(key, value).map_err(|e| SettingsError(e.to_string()))?;
@@ -229,6 +285,9 @@ impl RawSettings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("server.cors_origins")
+            .with_list_parse_key("server.inline_types")
+            .with_list_parse_key("auth.tokens")
+            .with_list_parse_key("auth.link_key")
             // `UPLOAD__X=` means "not set", so an override can unset a key.
             .ignore_empty(true)
             .source(Some(env));
@@ -250,6 +309,7 @@ impl RawSettings {
                 "limits.max_files_per_request",
                 l.max_files_per_request,
             )?,
+            max_lifetime: optional(positive, "limits.max_lifetime", &l.max_lifetime)?,
         };
         if c.max_n > compute::FIB_MAX_N {
             return Err(SettingsError(format!(
@@ -271,8 +331,9 @@ impl RawSettings {
                 min_body_rate: size_or_zero("server.min_body_rate", &s.min_body_rate)?,
                 max_connections: at_least_one("server.max_connections", s.max_connections)?,
                 cors_origins: origins("server.cors_origins", &s.cors_origins)?,
+                inline_types: media_types("server.inline_types", &s.inline_types)?,
             },
-            storage: self.storage.clone(),
+            storage: self.storage.backend.clone(),
             limits,
             compute: ComputeSettings {
                 threads: at_least_one("compute.threads", c.threads)?,
@@ -288,6 +349,15 @@ impl RawSettings {
                 expire_after: positive("uploads.expire_after", &self.uploads.expire_after)?,
                 sweep_interval: positive("uploads.sweep_interval", &self.uploads.sweep_interval)?,
             },
+            files: FileSettings {
+                default_lifetime: optional(
+                    positive,
+                    "storage.default_lifetime",
+                    &self.storage.default_lifetime,
+                )?,
+                sweep_interval: positive("storage.sweep_interval", &self.storage.sweep_interval)?,
+            },
+            auth: self.auth.validate(&s.host)?,
         })
     }
 
@@ -297,7 +367,10 @@ impl RawSettings {
     /// Only if a value cannot be represented in TOML.
     pub fn to_toml(&self) -> Result<String, SettingsError> {
         let mut shown = self.clone();
-        if let StorageConfig::S3(s3) = &mut shown.storage
+        for key in &mut shown.auth.link_key {
+            *key = "<redacted>".into();
+        }
+        if let StorageConfig::S3(s3) = &mut shown.storage.backend
             && s3.secret_access_key.is_some()
         {
             s3.secret_access_key = Some("<redacted>".into());

@@ -10,7 +10,7 @@ pub use upload_core::units::{Size, Span};
 /// A problem with the settings, reported before anything starts.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid settings: {0}")]
-pub struct SettingsError(pub(super) String);
+pub struct SettingsError(pub(crate) String);
 
 /// A compute priority as written in settings: a niceness, or `"idle"` (`SCHED_IDLE`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,6 +78,39 @@ pub(super) fn origins(key: &str, values: &[String]) -> Result<Vec<String>, Setti
                     "{key}: {value:?} is not an origin such as https://example.org or *"
                 )))
             }
+        })
+        .collect()
+}
+
+/// An optional value, checked by `check` when present.
+pub(super) fn optional<T, U>(
+    check: fn(&str, &T) -> Result<U, SettingsError>,
+    key: &str,
+    value: &Option<T>,
+) -> Result<Option<U>, SettingsError> {
+    value.as_ref().map(|v| check(key, v)).transpose()
+}
+
+/// Media types (`type/subtype`), lowercase.
+pub(super) fn media_types(key: &str, values: &[String]) -> Result<Vec<String>, SettingsError> {
+    values
+        .iter()
+        .map(|value| value.trim().to_ascii_lowercase())
+        .filter(|value| !value.is_empty())
+        .map(|value| match value.split_once('/') {
+            Some((t, s))
+                if [t, s].iter().all(|part| {
+                    !part.is_empty()
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+                }) =>
+            {
+                Ok(value)
+            }
+            _ => Err(SettingsError(format!(
+                "{key}: {value:?} is not a media type such as image/png"
+            ))),
         })
         .collect()
 }

@@ -88,9 +88,12 @@ impl Metrics {
             "# HELP storage_damaged_objects Stored objects found damaged (their ids are in the log)\n\
              # TYPE storage_damaged_objects gauge\nstorage_damaged_objects {}\n\
              # HELP uploads_expired_total Resumable uploads removed once expired\n\
-             # TYPE uploads_expired_total counter\nuploads_expired_total {}\n",
+             # TYPE uploads_expired_total counter\nuploads_expired_total {}\n\
+             # HELP files_expired_total Stored files removed once their lifetime ended\n\
+             # TYPE files_expired_total counter\nfiles_expired_total {}\n",
             self.storage.damaged_objects(),
-            self.storage.expired_uploads_removed()
+            self.storage.expired_uploads_removed(),
+            self.storage.expired_files_removed()
         ));
         text
     }

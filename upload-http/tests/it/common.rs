@@ -15,7 +15,7 @@ use upload_http::{AppState, RawSettings};
 /// Settings for a test: port 0, storage in `root`, 2 workers.
 pub fn settings(root: PathBuf, tweak: impl FnOnce(&mut RawSettings)) -> upload_http::Settings {
     let mut raw = RawSettings::load(None, []).unwrap();
-    raw.storage = StorageConfig::Local(LocalConfig::new(root));
+    raw.storage.backend = StorageConfig::Local(LocalConfig::new(root));
     raw.server.port = 0;
     raw.server.workers = 2;
     raw.compute.threads = 2;

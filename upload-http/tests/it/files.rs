@@ -39,7 +39,10 @@ fn multipart_round_trip_with_every_download_header() {
     assert_eq!(h[header::CONTENT_TYPE], "application/pdf");
     assert_eq!(h[header::ETAG], format!("\"{}\"", sha256_hex(&a)).as_str());
     assert_eq!(h[header::ACCEPT_RANGES], "bytes");
-    assert!(h[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    // PDF is on the default inline list; nothing downloaded may run as a page of ours.
+    assert!(h[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("inline"));
+    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(h[header::CONTENT_SECURITY_POLICY], "sandbox");
     assert_eq!(got.bytes().unwrap().as_ref(), &a[..]);
 
     let id_b = files[1]["id"].as_str().unwrap();

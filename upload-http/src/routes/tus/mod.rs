@@ -13,6 +13,8 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError, w
 use futures_util::StreamExt;
 use upload_core::{Append, FileName, NewUpload, ObjectId, UploadStatus};
 
+use super::retention::{EXPIRES_AFTER, retention};
+use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, BodyError};
 use crate::state::AppState;
 
@@ -56,18 +58,21 @@ pub(crate) async fn options(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Caller,
     payload: web::Payload,
 ) -> HttpResponse {
-    tus(create_upload(&state, &req, payload).await)
+    tus(create_upload(&state, &req, &caller, payload).await)
 }
 
 async fn create_upload(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let headers = req.headers();
     headers::check_version(headers)?;
+    caller.require(Scope::Write)?;
     let limits = &state.settings.limits;
     let length = headers::number(headers, "upload-length")?;
     let deferred = match headers.get("upload-defer-length").map(|v| v.as_bytes()) {
@@ -82,6 +87,9 @@ async fn create_upload(
     let filename =
         meta("filename").and_then(|v| FileName::sanitize(&String::from_utf8_lossy(v)).ok());
     let content_type = meta("filetype").map(|v| String::from_utf8_lossy(v).into_owned());
+    let requested = meta("expires_after").map(Vec::as_slice);
+    let requested = requested.or_else(|| headers.get(EXPIRES_AFTER).map(|v| v.as_bytes()));
+    let retention = retention(caller, requested, &state.settings)?;
     let partial = match headers::concat(headers)? {
         Some(Concat::Final(partials)) => {
             if length.is_some() || deferred {
@@ -90,9 +98,18 @@ async fn create_upload(
                     "a final upload takes its length from its partial uploads: send no Upload-Length",
                 ));
             }
+            for partial in &partials {
+                owned_upload(state, caller, partial).await?;
+            }
             let info = state
                 .storage
-                .concatenate(&partials, filename, content_type, Some(limits.max_file_size))
+                .concatenate(
+                    &partials,
+                    filename,
+                    content_type,
+                    Some(limits.max_file_size),
+                    &retention,
+                )
                 .await
                 .map_err(|e| state.storage_error(e))?;
             return Ok(HttpResponse::Created()
@@ -128,6 +145,7 @@ async fn create_upload(
         max_size: Some(limits.max_file_size),
         expire_after: state.settings.uploads.expire_after,
         partial,
+        retention,
     };
     let mut status = state.storage.create_upload(new).await.map_err(|e| state.storage_error(e))?;
     let location = format!("/uploads/{}", status.id);
@@ -151,21 +169,23 @@ async fn create_upload(
 pub(crate) async fn head(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> HttpResponse {
-    tus(head_upload(&state, &req, &id).await)
+    tus(head_upload(&state, &req, &caller, &id).await)
 }
 
 async fn head_upload(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
     headers::check_version(req.headers())?;
     let id = parse_id(id)?;
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
-    match state.storage.upload_status(&id).await {
+    match owned_upload(state, caller, &id).await {
         Ok(status) => {
             response.insert_header(("Upload-Offset", status.offset));
             match status.length {
@@ -181,8 +201,8 @@ async fn head_upload(
             Ok(expires(&mut response, &status).finish())
         }
         // Completed: the file it became.
-        Err(upload_core::Error::NotFound(_)) => {
-            let info = state.storage.head(&id).await.map_err(|e| state.storage_error(e))?;
+        Err(ApiError::NotFound(_)) => {
+            let info = owned_file(state, caller, &id).await?;
             let metadata = headers::format_metadata(info.filename.as_deref(), &info.content_type);
             Ok(response
                 .insert_header(("Upload-Offset", info.size))
@@ -190,7 +210,7 @@ async fn head_upload(
                 .insert_header(("Upload-Metadata", metadata))
                 .finish())
         }
-        Err(e) => Err(state.storage_error(e)),
+        Err(e) => Err(e),
     }
 }
 
@@ -198,20 +218,23 @@ async fn head_upload(
 pub(crate) async fn patch(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    tus(patch_upload(&state, &req, &id, payload).await)
+    tus(patch_upload(&state, &req, &caller, &id, payload).await)
 }
 
 async fn patch_upload(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     id: &str,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let headers = req.headers();
     headers::check_version(headers)?;
+    caller.require(Scope::Write)?;
     let id = parse_id(id)?;
     if !headers::has_upload_bytes(headers) {
         return Err(ApiError::UnsupportedMediaType(format!(
@@ -221,8 +244,12 @@ async fn patch_upload(
     }
     let offset = headers::number(headers, "upload-offset")?
         .ok_or_else(|| ApiError::bad_request("invalid_header", "Upload-Offset is required"))?;
+    match owned_upload(state, caller, &id).await {
+        Err(ApiError::NotFound(_)) => return completed(state, req, caller, &id, offset).await,
+        other => other?,
+    };
     let status = match append(state, req, &id, offset, payload).await {
-        Err(ApiError::NotFound(_)) => return completed(state, req, &id, offset).await,
+        Err(ApiError::NotFound(_)) => return completed(state, req, caller, &id, offset).await,
         other => other?,
     };
     let mut response = HttpResponse::NoContent();
@@ -236,10 +263,11 @@ async fn patch_upload(
 async fn completed(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     id: &ObjectId,
     offset: u64,
 ) -> Result<HttpResponse, ApiError> {
-    let info = state.storage.head(id).await.map_err(|e| state.storage_error(e))?;
+    let info = owned_file(state, caller, id).await?;
     if offset != info.size || declared_length(req.headers()).is_none_or(|len| len > 0) {
         return Err(ApiError::UploadComplete(id.to_string()));
     }
@@ -277,24 +305,56 @@ async fn append(
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> HttpResponse {
-    tus(delete_upload(&state, &req, &id).await)
+    tus(delete_upload(&state, &req, &caller, &id).await)
 }
 
 async fn delete_upload(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
     headers::check_version(req.headers())?;
+    caller.require(Scope::Write)?;
     let id = parse_id(id)?;
-    match state.storage.abort_upload(&id).await {
-        Err(upload_core::Error::NotFound(_)) => state.storage.delete(&id).await,
-        other => other,
-    }
-    .map_err(|e| state.storage_error(e))?;
+    let result = match owned_upload(state, caller, &id).await {
+        Ok(_) => state.storage.abort_upload(&id).await,
+        // It became a file: removing that is a delete, with its rule.
+        Err(ApiError::NotFound(_)) => {
+            caller.require(Scope::Delete)?;
+            owned_file(state, caller, &id).await?;
+            state.storage.delete(&id).await
+        }
+        Err(e) => return Err(e),
+    };
+    result.map_err(|e| state.storage_error(e))?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The unfinished upload, if the caller may change it (see `auth/rules.rs`).
+async fn owned_upload(
+    state: &AppState,
+    caller: &Caller,
+    id: &ObjectId,
+) -> Result<UploadStatus, ApiError> {
+    caller.require(Scope::Write)?;
+    let status = state.storage.upload_status(id).await.map_err(|e| state.storage_error(e))?;
+    caller.require_owner(None, status.retention.owner.as_deref())?;
+    Ok(status)
+}
+
+/// The file an upload became, if the caller may see it through tus.
+async fn owned_file(
+    state: &AppState,
+    caller: &Caller,
+    id: &ObjectId,
+) -> Result<upload_core::FileInfo, ApiError> {
+    let info = state.storage.head(id).await.map_err(|e| state.storage_error(e))?;
+    caller.require_owner(None, info.owner.as_deref())?;
+    Ok(info)
 }
 
 /// `POST /uploads/{id}` with `X-HTTP-Method-Override`, for clients that can
@@ -302,6 +362,7 @@ async fn delete_upload(
 pub(crate) async fn overridden(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -310,9 +371,9 @@ pub(crate) async fn overridden(
         .get("x-http-method-override")
         .and_then(|v| Method::from_bytes(v.as_bytes()).ok());
     match method {
-        Some(Method::PATCH) => patch(state, req, id, payload).await,
-        Some(Method::DELETE) => delete(state, req, id).await,
-        Some(Method::HEAD) => head(state, req, id).await,
+        Some(Method::PATCH) => patch(state, req, caller, id, payload).await,
+        Some(Method::DELETE) => delete(state, req, caller, id).await,
+        Some(Method::HEAD) => head(state, req, caller, id).await,
         _ => tus(Err(ApiError::MethodNotAllowed("POST".into()))),
     }
 }

@@ -1,23 +1,26 @@
-//! The files API: multipart and raw uploads, listing, download, delete.
-
-use std::time::SystemTime;
+//! The files API: multipart and raw uploads, listing, download (`download.rs`), delete.
 
 use actix_multipart::Multipart;
-use actix_web::body::SizedStream;
 use actix_web::http::Method;
-use actix_web::http::header::{
-    self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue, HeaderMap,
-    HttpDate,
-};
+use actix_web::http::header::{self, ContentDisposition, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use upload_core::{ByteRange, FileInfo, FileName, ObjectId, PutGroup, PutOptions};
+use upload_core::{FileInfo, FileName, ObjectId, PutGroup, PutOptions};
 
+mod download;
+
+pub(crate) use download::download;
+
+use super::retention::{EXPIRES_AFTER, retention};
+use crate::auth::{Caller, Listing, Scope};
 use crate::error::{ApiError, BodyError};
 use crate::settings::Limits;
 use crate::state::AppState;
+
+/// The multipart field that asks for a lifetime for the files after it.
+const EXPIRES_AFTER_FIELD: &str = "expires_after";
 
 /// The body of a multipart upload's 201: every file stored, in part order.
 #[derive(Debug, Serialize)]
@@ -29,9 +32,13 @@ pub(crate) struct Stored {
 pub(crate) async fn upload_multipart(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Write)?;
     let limits = &state.settings.limits;
+    let requested = req.headers().get(EXPIRES_AFTER).map(|v| v.as_bytes());
+    let mut retention = retention(&caller, requested, &state.settings)?;
     check_declared_length(req.headers(), limits.max_request_size, "the request body")?;
     let is_multipart =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
@@ -50,6 +57,11 @@ pub(crate) async fn upload_multipart(
             let field =
                 field.map_err(|e| ApiError::from_body(BodyError::from_multipart(e), limits))?;
             let Some(filename) = field.content_disposition().and_then(part_filename) else {
+                if field.name() == Some(EXPIRES_AFTER_FIELD) {
+                    let value = small_field(field, limits).await?;
+                    retention =
+                        super::retention::retention(&caller, Some(&value), &state.settings)?;
+                }
                 continue; // a plain form field
             };
             if filename.is_empty() {
@@ -63,6 +75,7 @@ pub(crate) async fn upload_multipart(
                 content_type: field.content_type().map(ToString::to_string),
                 max_size: Some(limits.max_file_size),
                 expected_sha256: None,
+                retention: retention.clone(),
             };
             let _in_flight = state.metrics.upload_in_flight();
             let field = field.map(|chunk| chunk.map_err(BodyError::from_multipart));
@@ -82,13 +95,31 @@ pub(crate) async fn upload_multipart(
     Ok(HttpResponse::Created().json(Stored { files: stored.keep() }))
 }
 
+/// A plain form field's value, up to 64 bytes.
+async fn small_field(field: actix_multipart::Field, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+    let mut value = Vec::new();
+    let mut field = field.map_err(|e| ApiError::from_body(BodyError::from_multipart(e), limits));
+    while let Some(chunk) = field.try_next().await? {
+        value.extend_from_slice(&chunk);
+        if value.len() > 64 {
+            return Err(ApiError::bad_request(
+                "invalid_lifetime",
+                "the expires_after field is too long",
+            ));
+        }
+    }
+    Ok(value)
+}
+
 /// `PUT /files/{filename}`: the raw body is the file.
 pub(crate) async fn upload_raw(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: Caller,
     filename: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Write)?;
     let limits = &state.settings.limits;
     let filename = FileName::sanitize(&filename).map_err(|e| state.storage_error(e))?;
     let headers = req.headers();
@@ -98,24 +129,14 @@ pub(crate) async fn upload_raw(
         return Err(ApiError::LengthRequired);
     }
     check_declared_length(req.headers(), limits.max_file_size, "the file")?;
-    let content_type = match headers.get(header::CONTENT_TYPE) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| {
-                    ApiError::bad_request(
-                        "invalid_content_type",
-                        "Content-Type is not visible ASCII",
-                    )
-                })?
-                .to_owned(),
-        ),
-    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let requested = headers.get(EXPIRES_AFTER).map(|v| v.as_bytes());
     let opts = PutOptions {
         filename: Some(filename),
-        content_type,
+        content_type: content_type.map(str::to_owned),
         max_size: Some(limits.max_file_size),
         expected_sha256: content_digest(&req)?,
+        retention: retention(&caller, requested, &state.settings)?,
     };
     let _in_flight = state.metrics.upload_in_flight();
     let body = state.body(payload).map(|chunk| chunk.map_err(BodyError::from_payload));
@@ -134,8 +155,10 @@ pub(crate) struct ListQuery {
 /// `GET /files?limit=&after=`
 pub(crate) async fn list(
     state: web::Data<AppState>,
+    caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let listing = caller.listing()?;
     const MAX_LIMIT: usize = 1000;
     let limit = match query.limit.as_deref() {
         None => 100,
@@ -152,84 +175,34 @@ pub(crate) async fn list(
         None | Some("") => None,
         Some(text) => Some(parse_id(text)?),
     };
-    let page = state.storage.list(after, limit).await.map_err(|e| state.storage_error(e))?;
-    Ok(HttpResponse::Ok().json(page))
-}
-
-/// `GET` and `HEAD /files/{id}`.
-pub(crate) async fn download(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let range =
-        req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(parse_range);
-    let not_modified = |info: &FileInfo| {
-        let etag = format!("\"{}\"", info.sha256);
-        let tags = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())?;
-        let matched = tags
-            .split(',')
-            .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == etag || t == "*");
-        matched.then(|| {
-            HttpResponse::NotModified()
-                .insert_header((header::ETAG, etag))
-                .insert_header((header::LAST_MODIFIED, last_modified(info)))
-                .finish()
-        })
-    };
-    let object = match state.storage.get(&id, range).await {
-        Ok(object) => object,
-        // RFC 9110 13.2.2: If-None-Match is evaluated before Range.
-        Err(e @ upload_core::Error::RangeNotSatisfiable { .. }) => {
-            let info = state.storage.head(&id).await.map_err(|e| state.storage_error(e))?;
-            return not_modified(&info).ok_or_else(|| state.storage_error(e));
-        }
-        Err(e) => return Err(state.storage_error(e)),
-    };
-    let info = &object.info;
-    if let Some(response) = not_modified(info) {
-        return Ok(response);
+    let page = match listing {
+        Listing::All => state.storage.list(after, limit).await,
+        Listing::OwnedBy(owner) => state.storage.list_owned_by(&owner, after, limit).await,
     }
-    let etag = format!("\"{}\"", info.sha256);
-    let modified = last_modified(info);
-    let mut response = if range.is_some() {
-        let mut r = HttpResponse::PartialContent();
-        let last = object.range.end.saturating_sub(1);
-        r.insert_header((
-            header::CONTENT_RANGE,
-            format!("bytes {}-{last}/{}", object.range.start, info.size),
-        ));
-        r
-    } else {
-        HttpResponse::Ok()
-    };
-    response
-        .insert_header((header::CONTENT_TYPE, info.content_type.as_str()))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::LAST_MODIFIED, modified))
-        .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::CONTENT_DISPOSITION, attachment(info)));
-    let len = object.range.end - object.range.start;
-    Ok(response.body(SizedStream::new(len, object.body)))
+    .map_err(|e| state.storage_error(e))?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// `DELETE /files/{id}`
 pub(crate) async fn delete(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    // Scope first: a caller who may not delete learns nothing of which ids exist.
+    caller.require(Scope::Delete)?;
     let id = parse_id(&id)?;
+    match state.storage.head(&id).await {
+        Ok(info) => caller.require_owner(None, info.owner.as_deref())?,
+        // Its owner cannot be read: only an admin may remove it.
+        Err(upload_core::Error::Damaged { .. }) => caller.require_owner(None, None)?,
+        Err(e) => return Err(state.storage_error(e)),
+    }
     state.storage.delete(&id).await.map_err(|e| state.storage_error(e))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn last_modified(info: &FileInfo) -> HttpDate {
-    HttpDate::from(SystemTime::from(info.created_at))
-}
-
-fn parse_id(text: &str) -> Result<ObjectId, ApiError> {
+pub(crate) fn parse_id(text: &str) -> Result<ObjectId, ApiError> {
     text.parse().map_err(|_| {
         ApiError::bad_request("invalid_id", format!("{:?} is not a file id", truncate(text)))
     })
@@ -287,57 +260,6 @@ fn part_filename(cd: &ContentDisposition) -> Option<String> {
     cd.get_filename().map(str::to_owned)
 }
 
-/// `Content-Disposition: attachment` with an ASCII fallback and the UTF-8 name in `filename*`.
-fn attachment(info: &FileInfo) -> ContentDisposition {
-    let name = info.filename.clone().unwrap_or_else(|| info.id.to_string());
-    let ascii: String =
-        name.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).collect();
-    let ascii = ascii.replace(['"', '\\'], "_");
-    ContentDisposition {
-        disposition: DispositionType::Attachment,
-        parameters: vec![
-            DispositionParam::Filename(ascii),
-            DispositionParam::FilenameExt(ExtendedValue {
-                charset: Charset::Ext("UTF-8".into()),
-                language_tag: None,
-                value: name.into_bytes(),
-            }),
-        ],
-    }
-}
-
-/// One `bytes=` range; anything else (other units, several ranges, bad
-/// syntax) is ignored as RFC 9110 allows, and the whole file is sent.
-fn parse_range(value: &str) -> Option<ByteRange> {
-    let spec = value.trim().strip_prefix("bytes=")?.trim();
-    if spec.contains(',') {
-        return None;
-    }
-    let (first, last) = spec.split_once('-')?;
-    let (first, last) = (position(first.trim())?, position(last.trim())?);
-    match (first, last) {
-        (None, Some(last)) => Some(ByteRange::Suffix(last)),
-        (Some(first), None) => Some(ByteRange::From(first)),
-        (Some(first), Some(last)) => {
-            (first <= last).then_some(ByteRange::Inclusive { first, last })
-        }
-        (None, None) => None,
-    }
-}
-
-/// A range position: `Some(None)` if absent; digits past `u64::MAX` are
-/// `u64::MAX`, which no file reaches, so a start there is unsatisfiable
-/// (416) rather than bad syntax that would be ignored.
-fn position(text: &str) -> Option<Option<u64>> {
-    if text.is_empty() {
-        return Some(None);
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(Some(text.parse().unwrap_or(u64::MAX)))
-}
-
 /// The SHA-256 of `Content-Digest` (RFC 9530), if the client sent one.
 fn content_digest(req: &HttpRequest) -> Result<Option<[u8; 32]>, ApiError> {
     let Some(value) = req.headers().get("content-digest") else { return Ok(None) };
@@ -364,27 +286,4 @@ fn content_digest(req: &HttpRequest) -> Result<Option<[u8; 32]>, ApiError> {
         return <[u8; 32]>::try_from(bytes).map(Some).map_err(|_| invalid());
     }
     Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_parse_or_are_ignored() {
-        assert_eq!(parse_range("bytes=0-0"), Some(ByteRange::Inclusive { first: 0, last: 0 }));
-        assert_eq!(parse_range("bytes=5-"), Some(ByteRange::From(5)));
-        assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Suffix(5)));
-        let huge = "bytes=99999999999999999999-";
-        assert_eq!(parse_range(huge), Some(ByteRange::From(u64::MAX)));
-        assert_eq!(
-            parse_range("bytes=0-99999999999999999999"),
-            Some(ByteRange::Inclusive { first: 0, last: u64::MAX })
-        );
-        for ignored in
-            ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=-", "bytes=a-b", "bytes=+1-", ""]
-        {
-            assert_eq!(parse_range(ignored), None, "{ignored}");
-        }
-    }
 }

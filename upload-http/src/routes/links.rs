@@ -1,0 +1,87 @@
+//! `POST /files/{id}/links`: a download link that works without a token,
+//! until it expires or has been used `max_downloads` times.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use upload_core::ObjectId;
+
+use super::files::parse_id;
+use crate::auth::{Caller, links};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long a link lives unless the request says.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The request body (optional, JSON).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewLink {
+    /// `"1h"`, `"30m"`, or seconds; at most `auth.max_link_lifetime`.
+    #[serde(default, with = "upload_core::units::duration_option")]
+    expires_in: Option<Duration>,
+    /// Downloads allowed, across every replica; unlimited if absent.
+    max_downloads: Option<u64>,
+}
+
+/// The 201 body.
+#[derive(Debug, Serialize)]
+pub(crate) struct CreatedLink {
+    /// The absolute URL, as this request reached the service.
+    pub(crate) url: String,
+    /// The same, from the path on.
+    pub(crate) path: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) expires_at: OffsetDateTime,
+    pub(crate) max_downloads: Option<u64>,
+}
+
+/// `POST /files/{id}/links`
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let auth = &state.settings.auth;
+    let Some(key) = auth.link_keys.first() else { return Err(ApiError::LinksDisabled) };
+    caller.require_token()?;
+    let id = parse_id(&id)?;
+    let new: NewLink = if body.iter().all(u8::is_ascii_whitespace) {
+        NewLink::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_link_request", e.to_string()))?
+    };
+    let info = state.storage.head(&id).await.map_err(|e| state.storage_error(e))?;
+    caller.require_owner(None, info.owner.as_deref())?;
+    let lifetime = new.expires_in.unwrap_or(DEFAULT_LIFETIME);
+    if lifetime.is_zero() || lifetime > auth.max_link_lifetime {
+        return Err(ApiError::bad_request(
+            "invalid_link_request",
+            format!(
+                "expires_in must be more than 0 and at most {} (auth.max_link_lifetime)",
+                humantime::format_duration(auth.max_link_lifetime)
+            ),
+        ));
+    }
+    if new.max_downloads == Some(0) {
+        return Err(ApiError::bad_request(
+            "invalid_link_request",
+            "max_downloads must be at least 1",
+        ));
+    }
+    let expires_at = OffsetDateTime::now_utc() + lifetime;
+    let query = links::sign(key, &id, &ObjectId::new(), expires_at, new.max_downloads);
+    let path = format!("/files/{id}?{query}");
+    let conn = req.connection_info();
+    let url = format!("{}://{}{path}", conn.scheme(), conn.host());
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(CreatedLink { url, path, expires_at, max_downloads: new.max_downloads }))
+}
