@@ -130,6 +130,13 @@ impl TestStore {
         Self { storage, dir, backend, prefix, config }
     }
 
+    /// Another handle on the same store, as a second replica opens it (S3:
+    /// the local backend's root is one process's).
+    pub async fn replica(&self) -> Storage {
+        assert_eq!(self.backend, Backend::S3);
+        Storage::open(&self.config).await.unwrap()
+    }
+
     /// Ids of the visible objects, as the backend itself shows them.
     pub async fn stored(&self) -> Vec<String> {
         match self.backend {

@@ -7,3 +7,4 @@ mod listing;
 mod names;
 mod put;
 mod resumable;
+mod retention;

@@ -1,6 +1,7 @@
 //! upload-http's integration tests: the real server on a free port, real files in a TempDir.
 #![allow(unreachable_pub)] // helpers are `pub` for the sibling modules only
 
+mod auth;
 mod binary;
 mod common;
 mod compute;
