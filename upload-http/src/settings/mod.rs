@@ -318,6 +318,15 @@ impl RawSettings {
                 compute::FIB_MAX_N
             )));
         }
+        let default_lifetime =
+            optional(positive, "storage.default_lifetime", &self.storage.default_lifetime)?;
+        if let (Some(default), Some(max)) = (default_lifetime, limits.max_lifetime)
+            && default > max
+        {
+            return Err(SettingsError(
+                "storage.default_lifetime: longer than limits.max_lifetime".into(),
+            ));
+        }
         if s.host.is_empty() {
             return Err(SettingsError("server.host: must not be empty".into()));
         }
@@ -350,11 +359,7 @@ impl RawSettings {
                 sweep_interval: positive("uploads.sweep_interval", &self.uploads.sweep_interval)?,
             },
             files: FileSettings {
-                default_lifetime: optional(
-                    positive,
-                    "storage.default_lifetime",
-                    &self.storage.default_lifetime,
-                )?,
+                default_lifetime,
                 sweep_interval: positive("storage.sweep_interval", &self.storage.sweep_interval)?,
             },
             auth: self.auth.validate(&s.host)?,

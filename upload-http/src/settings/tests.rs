@@ -127,3 +127,68 @@ fn cors_origins_are_a_comma_separated_list() {
     let any = load(&[("UPLOAD__SERVER__CORS_ORIGINS", "*")]).unwrap();
     assert_eq!(any.server.cors_origins, ["*"]);
 }
+
+const DIGEST: &str = "cb7c46e511337988dfa284da885557f48320bb7dacfafec65cd04aa0960e1c79";
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn tokens_come_from_the_environment_as_lines_and_from_a_file_as_tables() {
+    let line = format!("ci:write+read:{DIGEST},ops:admin:{DIGEST}");
+    let s = load(&[("UPLOAD__AUTH__TOKENS", &line), ("UPLOAD__AUTH__LINK_KEY", KEY)]).unwrap();
+    let tokens = s.auth.tokens.unwrap();
+    let names: Vec<_> = tokens.iter().map(|t| (&*t.name, t.scopes.names())).collect();
+    assert_eq!(names, [("ci", vec!["read", "write"]), ("ops", vec!["admin"])]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("upload.toml");
+    let text = format!(
+        "[server]\nhost = \"0.0.0.0\"\n[auth]\nlink_key = [\"{KEY}\"]\n\
+         tokens = [{{ name = \"ci\", scopes = [\"write\"], sha256 = \"{DIGEST}\" }}]\n"
+    );
+    std::fs::write(&file, text).unwrap();
+    let raw = RawSettings::load(Some(&file), []).unwrap();
+    assert_eq!(raw.validate().unwrap().auth.tokens.unwrap()[0].name.as_ref(), "ci");
+    let printed = raw.to_toml().unwrap();
+    assert!(!printed.contains(KEY) && printed.contains(DIGEST), "{printed}");
+}
+
+#[test]
+fn bad_auth_and_lifetime_values_are_named() {
+    let token = format!("ci:write:{DIGEST}");
+    for (env, needle) in [
+        (vec![("UPLOAD__AUTH__TOKENS", "ci:write")], "auth.tokens"),
+        (vec![("UPLOAD__AUTH__TOKENS", &*format!("ci:owner:{DIGEST}"))], "\"owner\""),
+        (vec![("UPLOAD__AUTH__TOKENS", "ci:write:abc")], "sha256"),
+        (vec![("UPLOAD__AUTH__TOKENS", &*format!("c i:write:{DIGEST}"))], "auth.tokens"),
+        (vec![("UPLOAD__AUTH__TOKENS", &*format!("{token},{token}"))], "used twice"),
+        (vec![("UPLOAD__AUTH__TOKENS", &*token)], "auth.link_key"),
+        (
+            vec![("UPLOAD__AUTH__TOKENS", &*token), ("UPLOAD__AUTH__LINK_KEY", "short")],
+            "auth.link_key",
+        ),
+        (vec![("UPLOAD__AUTH__TOKENS", &*token), ("UPLOAD__AUTH__MODE", "open")], "auth.mode"),
+        (vec![("UPLOAD__AUTH__MODE", "closed")], "auth.mode"),
+        (vec![("UPLOAD__SERVER__HOST", "0.0.0.0")], "auth.tokens"),
+        (vec![("UPLOAD__SERVER__HOST", "example.org")], "auth.tokens"),
+        (vec![("UPLOAD__AUTH__MAX_LINK_LIFETIME", "0s")], "auth.max_link_lifetime"),
+        (vec![("UPLOAD__SERVER__INLINE_TYPES", "png")], "server.inline_types"),
+        (vec![("UPLOAD__LIMITS__MAX_LIFETIME", "0s")], "limits.max_lifetime"),
+        (vec![("UPLOAD__STORAGE__DEFAULT_LIFETIME", "never")], "storage.default_lifetime"),
+        (vec![("UPLOAD__STORAGE__SWEEP_INTERVAL", "often")], "storage.sweep_interval"),
+        (
+            vec![
+                ("UPLOAD__STORAGE__DEFAULT_LIFETIME", "2d"),
+                ("UPLOAD__LIMITS__MAX_LIFETIME", "1d"),
+            ],
+            "storage.default_lifetime",
+        ),
+    ] {
+        let err = load(&env).unwrap_err().to_string();
+        assert!(err.contains(needle), "{env:?}: {err}");
+    }
+    // Loopback addresses need no tokens; "open" serves any address.
+    for host in ["127.0.0.1", "::1", "[::1]", "localhost"] {
+        assert!(load(&[("UPLOAD__SERVER__HOST", host)]).unwrap().auth.tokens.is_none(), "{host}");
+    }
+    let open = load(&[("UPLOAD__SERVER__HOST", "0.0.0.0"), ("UPLOAD__AUTH__MODE", "open")]);
+    assert!(open.unwrap().auth.tokens.is_none());
+}

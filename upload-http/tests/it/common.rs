@@ -101,7 +101,9 @@ impl Drop for Server {
 
 /// The `/metrics` text of the service at `base`.
 pub fn metrics_at(base: &str) -> String {
-    reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap()
+    // The admin token of `auth::with_tokens`: ignored by a service without tokens.
+    let request = client().get(format!("{base}/metrics"));
+    crate::auth::as_caller(request, Some("admin")).send().unwrap().text().unwrap()
 }
 
 /// One sample of the service at `base` (the first line starting with `name`).

@@ -269,3 +269,30 @@ fn readiness_fails_on_a_disk_too_full_for_uploads() {
     assert_eq!(service.status("/readyz"), 200);
     drop(service);
 }
+
+#[test]
+fn client_media_types_are_stored_normalised_and_never_run_in_a_browser() {
+    let server = Server::start();
+    for (sent, stored) in [
+        ("text/html\" onload=\"x", "application/octet-stream"),
+        ("text/html; charset=utf-7", "text/html"),
+        ("TEXT/Plain; Charset=UTF-8", "text/plain; charset=utf-8"),
+        ("image/svg+xml", "image/svg+xml"),
+    ] {
+        let response = client()
+            .put(server.url("/files/page.html"))
+            .header("Content-Type", sent)
+            .body("<script>alert(1)</script>")
+            .send()
+            .unwrap();
+        let info: serde_json::Value = response.json().unwrap();
+        assert_eq!(info["content_type"], stored, "{sent}");
+        let got = client().get(server.url(&format!("/files/{}", info["id"].as_str().unwrap())));
+        let got = got.send().unwrap();
+        let header = |name: &str| got.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("content-type"), stored);
+        assert!(header("content-disposition").starts_with("attachment;"), "{sent}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("content-security-policy"), "sandbox");
+    }
+}

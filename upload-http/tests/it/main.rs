@@ -9,6 +9,7 @@ mod files;
 mod handlers;
 mod hostile;
 mod limits;
+mod links;
 mod s3;
 mod s3_tus;
 mod tus;
