@@ -7,7 +7,8 @@
 #  2. the service image through the Dockerfile's `prebuilt` target, from host-built binaries;
 #  3. `docker compose up` with the unchanged docker-compose.yml: the bench service must exit 0,
 #     a file uploaded with curl to localhost:8000 must download with the same SHA-256, the
-#     server must run as non-root and finish an upload in flight when stopped; then the same
+#     server must run as non-root, refuse requests without the demo token, and finish an
+#     upload in flight when stopped; then the same
 #     again on the kept volumes (garage-init is idempotent), the local-disk override, and
 #     `down -v`.
 set -euo pipefail
@@ -92,6 +93,9 @@ compose "${LOCAL[@]}" config -q
 
 # --- 3. the demo -------------------------------------------------------------------------------
 URL=http://127.0.0.1:8000
+# The demo token docker-compose.yml configures (x-demo-token).
+TOKEN=fu_demo_change-me-before-exposing-this-service
+AUTH=(-H "Authorization: Bearer $TOKEN")
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # up_and_bench: `up`, wait for the bench service, require exit 0, show its table.
@@ -109,8 +113,8 @@ up_and_bench() {
 upload_roundtrip() {
   head -c "$2" /dev/urandom >"$WORK/$1"
   local id
-  id=$(curl -fsS -T "$WORK/$1" "$URL/files/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  curl -fsS -o "$WORK/$1.back" "$URL/files/$id"
+  id=$(curl -fsS "${AUTH[@]}" -T "$WORK/$1" "$URL/files/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  curl -fsS "${AUTH[@]}" -o "$WORK/$1.back" "$URL/files/$id"
   [[ $(sha "$WORK/$1") == $(sha "$WORK/$1.back") ]] || die "$1: downloaded bytes differ"
   echo "$1: $2 bytes uploaded and downloaded, sha256 $(sha "$WORK/$1")"
 }
@@ -118,6 +122,9 @@ upload_roundtrip() {
 log "docker compose up (1/2)"
 up_and_bench
 upload_roundtrip demo.bin $((24 << 20))
+# The published port is not open to everyone: no token, no files.
+status=$(curl -s -o /dev/null -w '%{http_code}' "$URL/files")
+[[ $status == 401 ]] || die "GET /files without a token answered $status, not 401"
 
 server=$(compose ps -q server)
 user=$(docker inspect -f '{{.Config.User}}' "$server")
@@ -127,13 +134,13 @@ echo "server runs as $user (uid $uid)"
 
 log "stopping the server with an upload in flight"
 head -c $((16 << 20)) /dev/urandom >"$WORK/slow.bin"
-curl -fsS --limit-rate 4M -T "$WORK/slow.bin" "$URL/files/slow.bin" >"$WORK/slow.json" &
+curl -fsS "${AUTH[@]}" --limit-rate 4M -T "$WORK/slow.bin" "$URL/files/slow.bin" >"$WORK/slow.json" &
 slow=$!
 for _ in $(seq 100); do
-  curl -fs "$URL/metrics" | grep -q '^uploads_in_flight [1-9]' && break
+  curl -fs "${AUTH[@]}" "$URL/metrics" | grep -q '^uploads_in_flight [1-9]' && break
   sleep 0.05
 done
-curl -fs "$URL/metrics" | grep -q '^uploads_in_flight [1-9]' || die "the slow upload never started"
+curl -fs "${AUTH[@]}" "$URL/metrics" | grep -q '^uploads_in_flight [1-9]' || die "the slow upload never started"
 compose stop server
 wait "$slow" || die "the upload in flight was cut off by the shutdown"
 grep -q "$(sha "$WORK/slow.bin")" "$WORK/slow.json" || die "the upload in flight stored other bytes"
@@ -142,7 +149,7 @@ echo "the upload in flight finished during the graceful shutdown: $(cat "$WORK/s
 log "docker compose down, then up again on the same volumes (2/2)"
 compose down
 up_and_bench
-curl -fsS "$URL/files" | grep -q "$(sha "$WORK/demo.bin")" || die "files stored before the restart are gone"
+curl -fsS "${AUTH[@]}" "$URL/files" | grep -q "$(sha "$WORK/demo.bin")" || die "files stored before the restart are gone"
 echo "files stored before the restart are still listed"
 
 log "the local-disk override"

@@ -93,8 +93,12 @@ pub(crate) async fn connection(target: Arc<Target>, until: Until, bar: ProgressB
         };
         tokio::spawn(conn);
         loop {
-            let request = hyper::Request::get(target.path.clone())
-                .header(hyper::header::HOST, &target.host)
+            let mut request =
+                hyper::Request::get(target.path.clone()).header(hyper::header::HOST, &target.host);
+            if let Some(value) = crate::authorization() {
+                request = request.header(hyper::header::AUTHORIZATION, value.as_bytes());
+            }
+            let request = request
                 .body(Empty::<bytes::Bytes>::new())
                 .expect("a GET with a valid URI and Host is a valid request");
             let sent = Instant::now();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -48,13 +48,15 @@ pub fn get(
     let bar = progress(n, url);
     let start = Instant::now();
     let rec = match mode {
-        GetMode::Serial => blocking_worker(&blocking_client()?, url, &AtomicU64::new(n), &bar),
+        GetMode::Serial => {
+            blocking_worker(&crate::blocking_client()?, url, &AtomicU64::new(n), &bar)
+        }
         GetMode::Threads => {
             let threads = concurrency.unwrap_or(n.min(100) as usize).max(1);
             let remaining = AtomicU64::new(n);
             // One client (a handle on one connection pool) for every thread: building one
             // loads the TLS roots, which for 100 threads took longer than their requests.
-            let client = blocking_client()?;
+            let client = crate::blocking_client()?;
             std::thread::scope(|s| {
                 let workers: Vec<_> = (0..threads)
                     .map(|_| s.spawn(|| blocking_worker(&client, url, &remaining, &bar)))
@@ -91,13 +93,6 @@ pub fn get(
     let elapsed = start.elapsed();
     bar.finish_and_clear();
     Ok(RequestReport::new(url, mode.label(), &rec, elapsed))
-}
-
-fn blocking_client() -> Result<reqwest::blocking::Client, Error> {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .map_err(|e| Error::Client(e.to_string()))
 }
 
 /// Blocking requests taken off `remaining` until none are left.

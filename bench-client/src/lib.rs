@@ -64,6 +64,9 @@ pub struct Opts {
     /// Also write every figure to this file as JSON.
     #[arg(long, global = true)]
     pub json: Option<PathBuf>,
+    /// Sent as `Authorization: Bearer <token>` with every request.
+    #[arg(long, global = true, env = "FASTUPLOAD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// The subcommands.
@@ -157,6 +160,12 @@ impl Output {
 /// [`Error::Unreachable`] or [`Error::AllFailed`] when nothing succeeded (after
 /// printing the report), and set-up errors.
 pub fn run(opts: Opts) -> Result<Output, Error> {
+    if let Some(token) = &opts.token {
+        let value = reqwest::header::HeaderValue::try_from(format!("Bearer {}", token.trim()))
+            .map_err(|_| Error::Client("the token is not a valid header value".into()))?;
+        // One benchmark per process: its first token is the one.
+        let _ = AUTHORIZATION.set(value);
+    }
     let (output, target, all_failed, unreachable) = match opts.command {
         Command::Get { url, n, mode, c } => {
             let r = get(&url, n, mode, c)?;
@@ -250,9 +259,35 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Client(e.to_string()))
 }
 
+/// What `--token` makes every request carry.
+static AUTHORIZATION: std::sync::OnceLock<reqwest::header::HeaderValue> =
+    std::sync::OnceLock::new();
+
+/// The `Authorization` header, if `--token` was given.
+pub(crate) fn authorization() -> Option<&'static reqwest::header::HeaderValue> {
+    AUTHORIZATION.get()
+}
+
+fn default_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = authorization() {
+        headers.insert(reqwest::header::AUTHORIZATION, value.clone());
+    }
+    headers
+}
+
 fn async_client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        .default_headers(default_headers())
+        .build()
+        .map_err(|e| Error::Client(e.to_string()))
+}
+
+fn blocking_client() -> Result<reqwest::blocking::Client, Error> {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .default_headers(default_headers())
         .build()
         .map_err(|e| Error::Client(e.to_string()))
 }

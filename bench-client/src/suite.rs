@@ -107,8 +107,7 @@ pub fn suite(opts: &SuiteOptions) -> Result<SuiteReport, Error> {
     let loader = std::thread::spawn({
         let stop = Arc::clone(&stop);
         move || {
-            let client =
-                reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build();
+            let client = crate::blocking_client();
             while let Ok(client) = &client {
                 if stop.load(Ordering::Relaxed)
                     || client.get(&fib42).send().and_then(|r| r.bytes()).is_err()
