@@ -154,8 +154,8 @@ fn writers_list_their_own_files_and_admins_all() {
             .unwrap();
         page["files"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().into()).collect()
     };
-    assert_eq!(listed("writer"), [mine.clone()]);
-    assert_eq!(listed("other"), [theirs.clone()]);
+    assert_eq!(listed("writer"), std::slice::from_ref(&mine));
+    assert_eq!(listed("other"), std::slice::from_ref(&theirs));
     assert_eq!(listed("reader"), Vec::<String>::new());
     assert_eq!(listed("admin"), [mine, theirs]);
 }
