@@ -23,7 +23,7 @@ pub struct FileInfo {
     /// When the object became visible.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// Who stored it, as the caller named them ([`PutOptions::owner`]).
+    /// Who stored it, as the caller named them ([`Retention::owner`]).
     #[serde(default)]
     pub owner: Option<String>,
     /// When it stops being served and is removed; `None`: never.
