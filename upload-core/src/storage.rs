@@ -224,13 +224,17 @@ impl Storage {
         let limit = limit.max(1);
         let now = OffsetDateTime::now_utc();
         let (mut files, mut scanned) = (Vec::new(), 0);
+        // A page of exactly `limit` first (each object read costs a HEAD on S3); once
+        // some are filtered out, bigger ones, so a sparse owner costs few round trips.
+        let mut page_size = limit;
         loop {
             let (page, damaged) = match &*self.backend {
-                Backend::Local(store) => store.list(after, limit).await,
-                Backend::S3(store) => store.list(after, limit).await,
+                Backend::Local(store) => store.list(after, page_size).await,
+                Backend::S3(store) => store.list(after, page_size).await,
             }?;
             damaged.iter().for_each(|e| self.damaged.note(e));
-            scanned += limit;
+            scanned += page_size;
+            page_size = limit.max(100).min(LIST_SCAN);
             for info in page.files {
                 if files.len() == limit {
                     // Full before this page ended: the next page starts after the last one kept.

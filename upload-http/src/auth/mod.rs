@@ -156,11 +156,22 @@ fn identify(value: Option<&str>, tokens: &[TokenEntry]) -> Who {
     // Every digest compared, each in constant time: timing tells nothing of which matched.
     let mut found = Who::Unknown;
     for entry in tokens {
-        if bool::from(entry.digest.0.ct_eq(&presented.0)) {
+        if bool::from(digests_equal(&entry.digest.0, &presented.0)) {
             found = Who::Token { name: Arc::clone(&entry.name), scopes: entry.scopes };
         }
     }
     found
+}
+
+/// Equality of two digests without a branch on their bytes: the differences of
+/// four words OR-ed together, then one constant-time test (`subtle` compares a
+/// slice a byte at a time, each behind an optimisation barrier: ~40 ns per digest).
+fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> subtle::Choice {
+    let word = |d: &[u8; 32], i: usize| {
+        u64::from_ne_bytes(d[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+    };
+    let diff = (0..4).fold(0u64, |diff, i| diff | (word(a, i) ^ word(b, i)));
+    diff.ct_eq(&0)
 }
 
 impl FromRequest for Caller {
@@ -186,6 +197,17 @@ mod tests {
         assert!(Scope::ALL.iter().all(|(s, _)| admin.has(*s)));
         assert!(Scopes::parse(["owner"]).unwrap_err().contains("\"owner\""));
         assert!(Scopes::parse([""]).is_err());
+    }
+
+    #[test]
+    fn digests_are_equal_only_when_every_byte_is() {
+        let d = TokenDigest::of("fu_secret").0;
+        assert!(bool::from(digests_equal(&d, &d)));
+        for i in 0..32 {
+            let mut other = d;
+            other[i] ^= 1;
+            assert!(!bool::from(digests_equal(&d, &other)), "byte {i}");
+        }
     }
 
     #[test]
