@@ -234,7 +234,7 @@ impl Storage {
             }?;
             damaged.iter().for_each(|e| self.damaged.note(e));
             scanned += page_size;
-            page_size = limit.max(100).min(LIST_SCAN);
+            page_size = limit.clamp(100, LIST_SCAN);
             for info in page.files {
                 if files.len() == limit {
                     // Full before this page ended: the next page starts after the last one kept.

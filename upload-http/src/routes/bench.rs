@@ -111,7 +111,7 @@ pub(crate) async fn fib(
 
 /// Open by default (`auth.open_bench`).
 fn bench_allowed(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    Caller::of(req, &state.settings).require_bench()
+    Caller::require_bench(req, &state.settings)
 }
 
 #[cfg(test)]
