@@ -68,6 +68,7 @@ mod sha256;
 mod staged;
 mod storage;
 pub mod units;
+mod usage;
 
 pub use backend::{Object, ObjectBody, WRITE_CHUNK};
 pub use checksum::{Checksum, ChecksumAlgorithm};
@@ -83,3 +84,4 @@ pub use name::FileName;
 pub use s3::S3Config;
 pub use staged::{Append, DEFAULT_EXPIRY, NewUpload, UploadStatus};
 pub use storage::{LEFTOVER_AGE, LIST_SCAN, SWEEP_EVERY, Storage, StorageConfig};
+pub use usage::StoredBytes;

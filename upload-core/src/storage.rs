@@ -46,6 +46,8 @@ pub struct Storage {
     pub(crate) expired_removed: Arc<std::sync::atomic::AtomicU64>,
     /// Expired objects this process removed.
     pub(crate) expired_files: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes stored, per owner.
+    pub(crate) usage: Arc<crate::usage::Usage>,
 }
 
 #[derive(Debug)]
@@ -69,13 +71,19 @@ impl Storage {
             StorageConfig::Local(local) => Backend::Local(LocalStore::open(local.clone()).await?),
             StorageConfig::S3(s3) => Backend::S3(S3Store::open(s3, |var| std::env::var(var).ok())?),
         };
-        Ok(Self {
+        let storage = Self {
             backend: Arc::new(backend),
             background: Arc::default(),
             damaged: Arc::default(),
             expired_removed: Arc::default(),
             expired_files: Arc::default(),
-        })
+            usage: Arc::default(),
+        };
+        if matches!(*storage.backend, Backend::Local(_)) {
+            // The root is this process's: one count now, kept up to date after.
+            storage.recount().await?;
+        }
+        Ok(storage)
     }
 
     /// Waits for the deletions of dropped [`PutGroup`](crate::PutGroup)s: call it before the
@@ -179,10 +187,18 @@ impl Storage {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Io`].
     pub async fn delete(&self, id: &ObjectId) -> Result<()> {
+        // What it held, for the usage counts (not for a damaged one, whose size is unknown).
+        let info = match &*self.backend {
+            Backend::Local(store) => store.head(id).await,
+            Backend::S3(store) => store.head(id).await,
+        };
         match &*self.backend {
             Backend::Local(store) => store.delete(id).await,
             Backend::S3(store) => store.delete(id).await,
         }?;
+        if let Ok(info) = info {
+            self.usage.removed(&info);
+        }
         self.damaged.forget(id);
         Ok(())
     }
@@ -278,7 +294,8 @@ impl Storage {
     /// [`sweep_expired_files`](Self::sweep_expired_files)) every `files_every`, and on a
     /// shared store sweeps (see [`sweep`](Self::sweep)) every [`SWEEP_EVERY`] what is
     /// older than [`LEFTOVER_AGE`], logging what it removed or could not, until
-    /// the future is dropped: what a long-running service spawns once.
+    /// the future is dropped: what a long-running service spawns once. A shared store's
+    /// usage ([`stored_bytes`](Self::stored_bytes)) is counted again at the same pace.
     pub async fn maintain(self, uploads_every: Duration, files_every: Duration) {
         let shared = matches!(*self.backend, Backend::S3(_));
         let tasks = [(SWEEP_EVERY, 0), (uploads_every, 1), (files_every, 2)];
@@ -291,7 +308,13 @@ impl Storage {
                 last_run[task] = Some(std::time::Instant::now());
                 let (what, result) = match task {
                     0 if !shared => continue,
-                    0 => ("leftovers of interrupted uploads", self.sweep(LEFTOVER_AGE).await),
+                    0 => {
+                        // Other replicas store and delete too: count again, from the store.
+                        if let Err(e) = self.recount().await {
+                            log::warn!("could not count the bytes stored: {e}");
+                        }
+                        ("leftovers of interrupted uploads", self.sweep(LEFTOVER_AGE).await)
+                    }
                     1 => ("expired resumable uploads", self.sweep_expired().await),
                     _ => ("expired files", self.sweep_expired_files().await),
                 };
@@ -352,5 +375,6 @@ where
         return Err(e);
     }
     sink.commit(&info).await?;
+    storage.usage.added(&info);
     Ok(info)
 }

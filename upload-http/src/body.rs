@@ -13,6 +13,8 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
+use crate::quota::Charge;
+
 /// Why a request body was cut off. Carried inside an `io::Error`, as
 /// actix's `PayloadError` has no room for reasons of our own.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +25,14 @@ pub(crate) enum Cutoff {
     TooSlow { rate: u64, min: u64 },
     #[error("the request body exceeds its limit")]
     TooLarge,
+    #[error("{whose} would exceed the quota of {limit} bytes")]
+    Quota { limit: u64, whose: &'static str },
 }
 
 impl Cutoff {
     fn into_payload_error(self) -> PayloadError {
         let kind = match self {
-            Self::TooLarge => io::ErrorKind::InvalidData,
+            Self::TooLarge | Self::Quota { .. } => io::ErrorKind::InvalidData,
             Self::Silent(_) | Self::TooSlow { .. } => io::ErrorKind::TimedOut,
         };
         PayloadError::Io(io::Error::new(kind, self))
@@ -64,11 +68,18 @@ pub(crate) struct Body<S> {
     window_bytes: u64,
     waiting_since: Option<Instant>,
     counter: prometheus::IntCounter,
+    /// The quota reservation, when quotas are set.
+    charge: Option<Charge>,
     done: bool,
 }
 
 impl<S> Body<S> {
-    pub(crate) fn new(inner: S, limits: BodyLimits, counter: prometheus::IntCounter) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        limits: BodyLimits,
+        counter: prometheus::IntCounter,
+        charge: Option<Charge>,
+    ) -> Self {
         let deadline = Box::pin(tokio::time::sleep(limits.timeout));
         Self {
             inner,
@@ -79,6 +90,7 @@ impl<S> Body<S> {
             window_bytes: 0,
             waiting_since: None,
             counter,
+            charge,
             done: false,
         }
     }
@@ -90,6 +102,9 @@ impl<S> Body<S> {
         self.counter.inc_by(len);
         if self.received > self.limits.max_bytes {
             return Some(Cutoff::TooLarge);
+        }
+        if let Some(Err(cutoff)) = self.charge.as_mut().map(|charge| charge.take(len)) {
+            return Some(cutoff);
         }
         if let Some(since) = self.waiting_since.take() {
             self.waited += now - since;
@@ -165,7 +180,7 @@ mod tests {
             Ok(Bytes::from(vec![0u8; len]))
         });
         let counter = prometheus::IntCounter::new("t", "t").unwrap();
-        Body::new(Box::pin(inner), limits, counter)
+        Body::new(Box::pin(inner), limits, counter, None)
     }
 
     async fn outcome(

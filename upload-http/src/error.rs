@@ -105,6 +105,14 @@ pub enum ApiError {
     /// A tus request of another protocol version, or of none.
     #[error("tus version {0:?} is not supported; this server speaks Tus-Resumable: 1.0.0")]
     UnsupportedTusVersion(String),
+    /// An upload would take more than a quota allows; nothing of it is kept.
+    #[error("{whose} would exceed the quota of {limit} bytes ({human}); nothing was stored", human = bytesize::ByteSize(*limit).display().iec())]
+    QuotaExceeded {
+        /// The quota, in bytes.
+        limit: u64,
+        /// Whose: the store's or the token's.
+        whose: &'static str,
+    },
     /// The storage device is full.
     #[error("storage is full")]
     StorageFull,
@@ -166,6 +174,7 @@ impl ApiError {
                 (StatusCode::PRECONDITION_FAILED, "unsupported_version")
             }
             Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            Self::QuotaExceeded { .. } => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             Self::ComputeBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "compute_busy"),
             Self::ComputeTimeout => (StatusCode::SERVICE_UNAVAILABLE, "compute_timeout"),
             Self::WaitBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "wait_busy"),
@@ -308,6 +317,9 @@ impl ApiError {
             }
             BodyError::Cutoff(Cutoff::Silent(after)) => Self::RequestTimeout(after),
             BodyError::Cutoff(Cutoff::TooSlow { rate, min }) => Self::BodyTooSlow { rate, min },
+            BodyError::Cutoff(Cutoff::Quota { limit, whose }) => {
+                Self::QuotaExceeded { limit, whose }
+            }
             BodyError::Malformed(_) | BodyError::PartHeadersTooLarge => {
                 Self::bad_request("invalid_multipart", e.to_string())
             }

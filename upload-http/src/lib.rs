@@ -20,6 +20,7 @@ mod cors;
 mod error;
 mod log_writer;
 mod probe;
+mod quota;
 mod routes;
 mod serve;
 mod settings;

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+use crate::auth::Caller;
 use crate::body::{Body, BodyLimits};
 use crate::error::ApiError;
+use crate::quota::{Charge, Reserved};
 use crate::settings::Settings;
 use crate::sleepers::Sleepers;
 use crate::telemetry::Metrics;
@@ -22,6 +24,8 @@ pub struct AppState {
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     pub(crate) sleepers: Arc<Sleepers>,
+    /// Bytes of uploads in flight, reserved against the quotas.
+    pub(crate) reserved: Arc<Reserved>,
 }
 
 /// Why the service could not start.
@@ -56,17 +60,29 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(pool.clone(), storage.clone()));
         let sleepers =
             Arc::new(Sleepers::new(settings.bench.max_waits, metrics.waits_sleeping.clone())?);
-        Ok(Self { storage, pool, settings: Arc::new(settings), metrics, sleepers })
+        let settings = Arc::new(settings);
+        Ok(Self { storage, pool, settings, metrics, sleepers, reserved: Arc::default() })
     }
 
-    pub(crate) fn body(&self, payload: web::Payload) -> Body<web::Payload> {
+    /// The body of an upload by `caller`, bounded by the limits and charged to the quotas.
+    pub(crate) fn body(&self, payload: web::Payload, caller: &Caller) -> Body<web::Payload> {
         let s = &self.settings;
         let limits = BodyLimits {
             max_bytes: s.limits.max_request_size,
             timeout: s.server.read_timeout,
             min_rate: s.server.min_body_rate,
         };
-        Body::new(payload, limits, self.metrics.bytes_received.clone())
+        Body::new(payload, limits, self.metrics.bytes_received.clone(), self.charge(caller))
+    }
+
+    /// A quota reservation for `caller`'s upload, if any quota is set.
+    pub(crate) fn charge(&self, caller: &Caller) -> Option<Charge> {
+        let limits = self.settings.limits;
+        let quotas = limits.max_total_size.is_some() || limits.max_total_size_per_token.is_some();
+        quotas.then(|| {
+            let reserved = Arc::clone(&self.reserved);
+            Charge::new(reserved, self.storage.clone(), limits, caller.owner())
+        })
     }
 
     pub(crate) fn storage_error(&self, e: upload_core::Error) -> ApiError {

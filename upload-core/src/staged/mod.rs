@@ -250,7 +250,9 @@ impl Storage {
     /// [`Error::InvalidUpload`] unless every byte has arrived, or for a
     /// partial upload; [`Error::Locked`], [`Error::NotFound`], [`Error::Expired`], [`Error::Io`].
     pub async fn complete_upload(&self, id: &ObjectId) -> Result<FileInfo> {
-        on_uploads!(self, uploads => ops::complete(self, &**uploads, id).await)
+        let info = on_uploads!(self, uploads => ops::complete(self, &**uploads, id).await)?;
+        self.usage.added(&info);
+        Ok(info)
     }
 
     /// Removes an unfinished upload and everything stored of it.
@@ -284,7 +286,9 @@ impl Storage {
         let content_type = crate::media_type::normalize(content_type.as_deref());
         let filename = filename.map(|n| n.as_str().to_owned());
         let info = retention.file_info(ObjectId::new(), filename, 0, String::new(), content_type);
-        on_uploads!(self, uploads => ops::concatenate(self, &**uploads, partials, info, max_size).await)
+        let info = on_uploads!(self, uploads => ops::concatenate(self, &**uploads, partials, info, max_size).await)?;
+        self.usage.added(&info);
+        Ok(info)
     }
 
     /// Removes the uploads that expired, but for those a request is working

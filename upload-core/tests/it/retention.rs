@@ -12,6 +12,7 @@ on_both_backends!(
     an_expired_file_is_gone_at_once_and_swept_later,
     owners_are_recorded_by_every_way_of_storing_and_filter_listings,
     use_counts_stop_at_their_max_even_when_raced,
+    stored_bytes_follow_commits_and_deletes_and_are_counted_again_on_open,
 );
 
 fn retention(owner: &str, lifetime: Option<Duration>) -> Retention {
@@ -106,4 +107,25 @@ async fn use_counts_stop_at_their_max_even_when_raced(backend: Backend) {
     assert!(matches!(t.storage.count_use(key, 3).await, Err(Error::UsedUp(_))));
     assert!(matches!(replica.count_use(key, 3).await, Err(Error::UsedUp(_))));
     assert_eq!(t.storage.count_use(ObjectId::new(), 1).await.unwrap(), 1, "counts are per key");
+}
+
+async fn stored_bytes_follow_commits_and_deletes_and_are_counted_again_on_open(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let a = put(&t.storage, retention("a", None)).await; // 5 bytes each
+    put(&t.storage, retention("a", None)).await;
+    put(&t.storage, retention("b", None)).await;
+    let upload =
+        NewUpload { length: Some(3), retention: retention("b", None), ..Default::default() };
+    let upload = t.storage.create_upload(upload).await.unwrap();
+    t.storage.append(&upload.id, 0, chunked(b"abc", &[]), Append::default()).await.unwrap();
+    t.storage.complete_upload(&upload.id).await.unwrap();
+    let stored = |owner| t.storage.stored_bytes(Some(owner));
+    assert_eq!((stored("a").total, stored("a").owner, stored("b").owner), (18, 10, 8));
+    t.storage.delete(&a).await.unwrap();
+    assert_eq!((stored("a").total, stored("a").owner), (13, 5));
+    // Counted from the store, as a restarted process (or, on S3, another replica) sees it.
+    let t = t.reopen().await;
+    t.storage.recount().await.unwrap();
+    let stored = |owner| t.storage.stored_bytes(Some(owner));
+    assert_eq!((stored("a").total, stored("a").owner, stored("b").owner), (13, 5, 8));
 }

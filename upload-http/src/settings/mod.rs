@@ -106,6 +106,12 @@ pub struct RawLimits {
     /// `limits.max_lifetime`: the longest lifetime an upload may ask for; none by default.
     #[serde(default)]
     pub max_lifetime: Option<Span>,
+    /// `limits.max_total_size`: bytes stored in all; none by default.
+    #[serde(default)]
+    pub max_total_size: Option<Size>,
+    /// `limits.max_total_size_per_token`: bytes each token's files may take; none by default.
+    #[serde(default)]
+    pub max_total_size_per_token: Option<Size>,
 }
 
 /// `[compute]` as read.
@@ -206,6 +212,10 @@ pub struct Limits {
     pub max_files_per_request: usize,
     /// The longest lifetime an upload may ask for; `None`: any.
     pub max_lifetime: Option<Duration>,
+    /// Bytes stored in all, at most.
+    pub max_total_size: Option<u64>,
+    /// Bytes each token's files may take, at most.
+    pub max_total_size_per_token: Option<u64>,
 }
 
 /// Validated `[compute]`.
@@ -310,6 +320,12 @@ impl RawSettings {
                 l.max_files_per_request,
             )?,
             max_lifetime: optional(positive, "limits.max_lifetime", &l.max_lifetime)?,
+            max_total_size: optional(size, "limits.max_total_size", &l.max_total_size)?,
+            max_total_size_per_token: optional(
+                size,
+                "limits.max_total_size_per_token",
+                &l.max_total_size_per_token,
+            )?,
         };
         if c.max_n > compute::FIB_MAX_N {
             return Err(SettingsError(format!(

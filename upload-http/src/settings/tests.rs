@@ -172,6 +172,11 @@ fn bad_auth_and_lifetime_values_are_named() {
         (vec![("UPLOAD__AUTH__MAX_LINK_LIFETIME", "0s")], "auth.max_link_lifetime"),
         (vec![("UPLOAD__SERVER__INLINE_TYPES", "png")], "server.inline_types"),
         (vec![("UPLOAD__LIMITS__MAX_LIFETIME", "0s")], "limits.max_lifetime"),
+        (vec![("UPLOAD__LIMITS__MAX_TOTAL_SIZE", "lots")], "limits.max_total_size"),
+        (
+            vec![("UPLOAD__LIMITS__MAX_TOTAL_SIZE_PER_TOKEN", "0")],
+            "limits.max_total_size_per_token",
+        ),
         (vec![("UPLOAD__STORAGE__DEFAULT_LIFETIME", "never")], "storage.default_lifetime"),
         (vec![("UPLOAD__STORAGE__SWEEP_INTERVAL", "often")], "storage.sweep_interval"),
         (

@@ -10,6 +10,7 @@ mod handlers;
 mod hostile;
 mod limits;
 mod links;
+mod quotas;
 mod s3;
 mod s3_tus;
 mod tus;

@@ -47,7 +47,7 @@ pub(crate) async fn upload_multipart(
     if !is_multipart {
         return Err(ApiError::UnsupportedMediaType("expected a multipart/form-data body".into()));
     }
-    let body = state.body(payload);
+    let body = state.body(payload, &caller);
     let mut multipart = Multipart::new(req.headers(), body);
     // All or nothing, whatever ends the request: dropped with this future
     // (client gone, shutdown), the group takes its files back.
@@ -139,7 +139,7 @@ pub(crate) async fn upload_raw(
         retention: retention(&caller, requested, &state.settings)?,
     };
     let _in_flight = state.metrics.upload_in_flight();
-    let body = state.body(payload).map(|chunk| chunk.map_err(BodyError::from_payload));
+    let body = state.body(payload, &caller).map(|chunk| chunk.map_err(BodyError::from_payload));
     let info = state.storage.put(body, opts).await.map_err(|e| state.storage_error(e))?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/files/{}", info.id)))

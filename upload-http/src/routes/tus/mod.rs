@@ -19,8 +19,10 @@ use crate::error::{ApiError, BodyError};
 use crate::state::AppState;
 
 mod headers;
+mod owned;
 
 use headers::{Concat, EXTENSIONS, VERSION};
+use owned::{owned_file, owned_upload};
 
 /// Every tus response, the errors too, names the protocol version.
 fn tus(result: Result<HttpResponse, ApiError>) -> HttpResponse {
@@ -138,6 +140,10 @@ async fn create_upload(
     if length.is_some_and(|l| l > limits.max_file_size) {
         return Err(ApiError::TooLarge { limit: limits.max_file_size, what: "Upload-Length" });
     }
+    // A declared length that cannot fit is refused now, not once its bytes have arrived.
+    if let (Some(length), Some(charge)) = (length, state.charge(caller)) {
+        charge.fits(length).map_err(|c| ApiError::from_body(BodyError::Cutoff(c), limits))?;
+    }
     let new = NewUpload {
         length,
         filename,
@@ -150,7 +156,7 @@ async fn create_upload(
     let mut status = state.storage.create_upload(new).await.map_err(|e| state.storage_error(e))?;
     let location = format!("/uploads/{}", status.id);
     if headers::has_upload_bytes(headers) {
-        status = append(state, req, &status.id, 0, payload).await?;
+        status = append(state, req, caller, &status.id, 0, payload).await?;
     } else if declared_length(headers).is_some_and(|len| len > 0) {
         return Err(ApiError::UnsupportedMediaType(format!(
             "upload bytes need Content-Type: {}",
@@ -248,7 +254,7 @@ async fn patch_upload(
         Err(ApiError::NotFound(_)) => return completed(state, req, caller, &id, offset).await,
         other => other?,
     };
-    let status = match append(state, req, &id, offset, payload).await {
+    let status = match append(state, req, caller, &id, offset, payload).await {
         Err(ApiError::NotFound(_)) => return completed(state, req, caller, &id, offset).await,
         other => other?,
     };
@@ -278,6 +284,7 @@ async fn completed(
 async fn append(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     id: &ObjectId,
     offset: u64,
     payload: web::Payload,
@@ -292,7 +299,7 @@ async fn append(
     }
     let append = Append { checksum: headers::checksum(headers)?, length };
     let _in_flight = state.metrics.upload_in_flight();
-    let body = state.body(payload).map(|chunk| chunk.map_err(BodyError::from_payload));
+    let body = state.body(payload, caller).map(|chunk| chunk.map_err(BodyError::from_payload));
     let status =
         state.storage.append(id, offset, body, append).await.map_err(|e| state.storage_error(e))?;
     if status.is_finished() && !status.partial {
@@ -332,29 +339,6 @@ async fn delete_upload(
     };
     result.map_err(|e| state.storage_error(e))?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// The unfinished upload, if the caller may change it (see `auth/rules.rs`).
-async fn owned_upload(
-    state: &AppState,
-    caller: &Caller,
-    id: &ObjectId,
-) -> Result<UploadStatus, ApiError> {
-    caller.require(Scope::Write)?;
-    let status = state.storage.upload_status(id).await.map_err(|e| state.storage_error(e))?;
-    caller.require_owner(None, status.retention.owner.as_deref())?;
-    Ok(status)
-}
-
-/// The file an upload became, if the caller may see it through tus.
-async fn owned_file(
-    state: &AppState,
-    caller: &Caller,
-    id: &ObjectId,
-) -> Result<upload_core::FileInfo, ApiError> {
-    let info = state.storage.head(id).await.map_err(|e| state.storage_error(e))?;
-    caller.require_owner(None, info.owner.as_deref())?;
-    Ok(info)
 }
 
 /// `POST /uploads/{id}` with `X-HTTP-Method-Override`, for clients that can
