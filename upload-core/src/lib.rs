@@ -46,6 +46,13 @@
 //! SHA-256 midstate included, is kept beside its bytes, so a restarted
 //! process takes it up where it stood.
 //!
+//! Every way of storing takes a [`Retention`]: an owner, kept in the
+//! [`FileInfo`] (listings can be limited to one, [`Storage::list_owned_by`],
+//! and [`Storage::stored_bytes`] counts each owner's bytes), and a lifetime,
+//! after which the object is gone for readers at once and removed by
+//! [`Storage::sweep_expired_files`]. [`Storage::count_use`] counts uses of
+//! anything (a download link) across every process that shares the store.
+//!
 //! All operations need a Tokio runtime: file I/O runs on its blocking pool,
 //! never on the caller's executor thread.
 
