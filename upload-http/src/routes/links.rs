@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use upload_core::ObjectId;
@@ -13,6 +14,9 @@ use super::files::parse_id;
 use crate::auth::{Caller, links};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The most a link request's JSON may take.
+const MAX_REQUEST: usize = 4096;
 
 /// How long a link lives unless the request says.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -46,12 +50,21 @@ pub(crate) async fn create(
     req: HttpRequest,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Bytes,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let auth = &state.settings.auth;
     let Some(key) = auth.link_keys.first() else { return Err(ApiError::LinksDisabled) };
     caller.require_token()?;
     let id = parse_id(&id)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("incomplete_body", e.to_string()))?;
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_REQUEST {
+            let limit = MAX_REQUEST as u64;
+            return Err(ApiError::TooLarge { limit, what: "a link request" });
+        }
+    }
     let new: NewLink = if body.iter().all(u8::is_ascii_whitespace) {
         NewLink::default()
     } else {

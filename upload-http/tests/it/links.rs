@@ -91,6 +91,13 @@ fn links_expire_and_survive_a_key_rotation_until_their_key_is_dropped() {
     let server = start(&[new_key]);
     assert_eq!(status(&server, &old), 403, "its key is gone");
     assert_eq!(status(&server, &new), 200);
+    let huge = format!("{{\"max_downloads\": 1{}}}", " ".repeat(10_000));
+    let response =
+        as_caller(client().post(server.url(&format!("/files/{id}/links"))), Some("admin"))
+            .body(huge)
+            .send()
+            .unwrap();
+    assert_eq!(error_code(response), (413, "too_large".into()));
     for bad in [r#"{"expires_in": "30d"}"#, r#"{"max_downloads": 0}"#, r#"{"nope": 1}"#, "[1"] {
         let response =
             as_caller(client().post(server.url(&format!("/files/{id}/links"))), Some("admin"))
