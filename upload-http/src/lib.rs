@@ -63,15 +63,12 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let resumable = state.settings.uploads.resumable;
     let telemetry = telemetry::Telemetry(Arc::clone(&state.metrics));
     let cors = cors::cors(&state.settings.server.cors_origins);
     let cors = actix_web::middleware::Condition::new(cors.is_some(), cors.unwrap_or_default());
     let bad_query = |e: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest| {
         ApiError::bad_request("invalid_query", e.to_string()).into()
-    };
-    // Each resource is named by its path: the metrics label, read without allocating.
-    let resource = |path: &str| {
-        web::resource(path).name(path).default_service(web::to(routes::method_not_allowed))
     };
     // The middleware wraps the app itself, not a scope: a scope is one more
     // router every request goes through, a measurable cost on cheap endpoints.
@@ -102,7 +99,42 @@ pub fn app(
                 .route(web::put().to(routes::files::upload_raw))
                 .route(web::delete().to(routes::files::delete)),
         )
+        .configure(|app| {
+            // Off (`uploads.resumable = false`): /uploads/ is no route, and the page falls back.
+            if resumable {
+                tus_routes(app);
+            }
+        })
         .service(
+            web::resource(["/ui", "/ui/"])
+                .name("/ui/")
+                .route(web::get().to(routes::ui::page))
+                .route(web::head().to(routes::ui::page))
+                .default_service(web::to(routes::method_not_allowed)),
+        )
+        .service(
+            resource("/ui/{file}")
+                .route(web::get().to(routes::ui::file))
+                .route(web::head().to(routes::ui::file)),
+        )
+        .service(
+            resource("/")
+                .route(web::post().to(routes::files::upload_multipart))
+                .route(web::get().to(routes::ui::root))
+                .route(web::head().to(routes::ui::root)),
+        )
+        .default_service(web::to(routes::no_route))
+}
+
+/// A resource named by its path (the metrics label, read without
+/// allocating) that answers other methods with 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).name(path).default_service(web::to(routes::method_not_allowed))
+}
+
+/// The tus endpoints (`routes::tus`).
+fn tus_routes(app: &mut web::ServiceConfig) {
+    app.service(
             web::resource(["/uploads", "/uploads/"])
                 .name("/uploads/")
                 .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options))
@@ -116,13 +148,7 @@ pub fn app(
                 .route(web::delete().to(routes::tus::delete))
                 .route(web::post().to(routes::tus::overridden))
                 .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options)),
-        )
-        .service(
-            resource("/")
-                .route(web::post().to(routes::files::upload_multipart))
-                .route(web::get().to(routes::ops::service_info)),
-        )
-        .default_service(web::to(routes::no_route))
+        );
 }
 
 /// Opens everything `settings` describes and serves until stopped, with

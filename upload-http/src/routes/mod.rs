@@ -6,6 +6,7 @@ pub(crate) mod links;
 pub(crate) mod ops;
 mod retention;
 pub(crate) mod tus;
+pub(crate) mod ui;
 
 use actix_web::{HttpRequest, HttpResponse};
 

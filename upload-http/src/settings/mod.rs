@@ -60,6 +60,8 @@ pub struct RawStorage {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUploads {
+    /// `uploads.resumable`: serve tus at `/uploads/` (off: one-shot uploads only).
+    pub resumable: bool,
     /// `uploads.expire_after`: an unfinished upload expires this long after its last append.
     pub expire_after: Span,
     /// `uploads.sweep_interval`: how often expired uploads are removed.
@@ -171,6 +173,8 @@ pub struct FileSettings {
 /// Validated `[uploads]`.
 #[derive(Clone, Copy, Debug)]
 pub struct UploadSettings {
+    /// Whether `/uploads/` serves tus.
+    pub resumable: bool,
     /// An unfinished upload expires this long after its creation or last append.
     pub expire_after: Duration,
     /// Expired uploads are removed this often.
@@ -272,6 +276,7 @@ impl RawSettings {
             ("compute.max_n", 46.into()),
             ("compute.timeout", "30s".into()),
             ("compute.nice", "idle".into()),
+            ("uploads.resumable", true.into()),
             ("uploads.expire_after", "24h".into()),
             ("uploads.sweep_interval", "1m".into()),
             ("storage.sweep_interval", "1m".into()),
@@ -371,6 +376,7 @@ impl RawSettings {
                 max_waits: at_least_one("bench.max_waits", self.bench.max_waits)?,
             },
             uploads: UploadSettings {
+                resumable: self.uploads.resumable,
                 expire_after: positive("uploads.expire_after", &self.uploads.expire_after)?,
                 sweep_interval: positive("uploads.sweep_interval", &self.uploads.sweep_interval)?,
             },

@@ -3,6 +3,7 @@
 
 mod auth;
 mod binary;
+mod browser;
 mod common;
 mod compute;
 mod files;

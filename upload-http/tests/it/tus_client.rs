@@ -2,13 +2,13 @@
 //! real binary: an upload cut mid-PATCH and resumed by a fresh client
 //! process, and 1 GiB in 5 MiB checksummed chunks.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::common::{Service, client, eventually};
+use crate::common::{Service, client, eventually, write_file};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/tus_upload.py");
 
@@ -35,28 +35,6 @@ pub fn tuspy_installed() -> bool {
     found
 }
 
-/// Writes `len` pseudo-random bytes to `path`, 1 MiB at a time; returns their SHA-256.
-fn write_file(path: &Path, len: usize, seed: u64) -> String {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut hasher = Sha256::new();
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut block = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        for word in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
-        }
-        let n = left.min(block.len());
-        file.write_all(&block[..n]).unwrap();
-        hasher.update(&block[..n]);
-        left -= n;
-    }
-    file.flush().unwrap();
-    hex::encode(hasher.finalize())
-}
 
 /// Starts the client; returns it and its stdout, whose first line (the
 /// upload URL) has been read.
