@@ -15,6 +15,8 @@ trap 'scripts/garage-dev.sh stop "$garage_dir"' EXIT
 export FASTUPLOAD_REQUIRE_S3=1
 # The tus tests drive the service with tuspy, the tus project's Python client.
 python3 -c 'import tusclient' 2>/dev/null || python3 -m pip install --quiet 'tuspy==1.1.0'
+# The page's tests drive Debian's Chromium through chromedriver.
+scripts/lib/install-chromium.sh
 export FASTUPLOAD_REQUIRE_CLIENTS=1
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --doc --locked

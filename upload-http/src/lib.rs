@@ -135,20 +135,20 @@ fn resource(path: &str) -> actix_web::Resource {
 /// The tus endpoints (`routes::tus`).
 fn tus_routes(app: &mut web::ServiceConfig) {
     app.service(
-            web::resource(["/uploads", "/uploads/"])
-                .name("/uploads/")
-                .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options))
-                .route(web::post().to(routes::tus::create))
-                .default_service(web::to(routes::method_not_allowed)),
-        )
-        .service(
-            resource("/uploads/{id}")
-                .route(web::head().to(routes::tus::head))
-                .route(web::patch().to(routes::tus::patch))
-                .route(web::delete().to(routes::tus::delete))
-                .route(web::post().to(routes::tus::overridden))
-                .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options)),
-        );
+        web::resource(["/uploads", "/uploads/"])
+            .name("/uploads/")
+            .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options))
+            .route(web::post().to(routes::tus::create))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        resource("/uploads/{id}")
+            .route(web::head().to(routes::tus::head))
+            .route(web::patch().to(routes::tus::patch))
+            .route(web::delete().to(routes::tus::delete))
+            .route(web::post().to(routes::tus::overridden))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(routes::tus::options)),
+    );
 }
 
 /// Opens everything `settings` describes and serves until stopped, with

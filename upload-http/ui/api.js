@@ -49,7 +49,7 @@ export async function errorOf(status, text) {
   return new ApiError(status, code, message);
 }
 
-export const unreachable = () => new ApiError(0, 'network', 'The service cannot be reached; retrying.');
+export const unreachable = () => new ApiError(0, 'network', 'The service cannot be reached.');
 
 /** `fetch` with the token; resolves to the response if it is a 2xx, throws ApiError otherwise. */
 export async function api(path, { method = 'GET', headers = {}, body, signal } = {}) {

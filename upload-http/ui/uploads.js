@@ -44,9 +44,11 @@ class Item {
     this.li.dataset.name = file.name;
   }
 
-  progress(sent) {
+  /** `moved`: the position was reported (a resume), not bytes sent, so the rate starts over. */
+  progress(sent, moved) {
     const now = performance.now();
     this.started ??= now;
+    if (moved) this.samples = [];
     this.sent = sent;
     this.bar.value = sent;
     this.samples.push([now, sent]);
@@ -108,8 +110,8 @@ export class Uploads {
   }
 
   async send(item) {
-    const onProgress = (sent) => {
-      item.progress(sent);
+    const onProgress = (sent, moved) => {
+      item.progress(sent, moved);
       this.total();
     };
     const signal = item.controller.signal;

@@ -22,7 +22,11 @@ struct Asset {
 
 macro_rules! asset {
     ($name:literal, $type:expr) => {
-        Asset { name: $name, content_type: $type, body: include_bytes!(concat!("../../ui/", $name)) }
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_bytes!(concat!("../../ui/", $name)),
+        }
     };
 }
 
@@ -80,7 +84,10 @@ pub(crate) async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
 }
 
 /// `GET /ui/{file}`: one of the page's files.
-pub(crate) async fn file(req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn file(
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let index = ASSETS
         .iter()
         .position(|a| a.name == name.as_str())
@@ -141,10 +148,7 @@ mod tests {
             (Some("text/*"), false),
             (Some("text/html"), true),
             (Some("TEXT/HTML;charset=utf-8"), true),
-            (
-                Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-                true,
-            ),
+            (Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"), true),
             (Some("application/json, text/html;q=0"), false),
             (Some("text/html; q=0.0"), false),
             (Some("text/html;q=0.1"), true),

@@ -107,6 +107,8 @@ fn every_route_under_every_kind_of_caller() {
         ("healthz", fixed(Method::GET, "/healthz".into()), [200; 6]),
         ("readyz", fixed(Method::GET, "/readyz".into()), [200; 6]),
         ("service", fixed(Method::GET, "/".into()), [200; 6]),
+        ("page", fixed(Method::GET, "/ui/".into()), [200; 6]),
+        ("page file", fixed(Method::GET, "/ui/app.js".into()), [200; 6]),
     ];
     let callers = [None, Some("bad"), Some("reader"), Some("writer"), Some("other"), Some("admin")];
     for (route, make, expected) in &table {

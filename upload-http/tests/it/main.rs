@@ -17,3 +17,4 @@ mod s3_tus;
 mod tus;
 mod tus_client;
 mod tus_extensions;
+mod ui;

@@ -35,7 +35,6 @@ pub fn tuspy_installed() -> bool {
     found
 }
 
-
 /// Starts the client; returns it and its stdout, whose first line (the
 /// upload URL) has been read.
 fn start_client(base: &str, file: &Path, args: &[&str]) -> (Child, String, BufReader<ChildStdout>) {

@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::wd::{Capabilities, TimeoutConfiguration, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 /// (said once) if not, and fail with `FASTUPLOAD_REQUIRE_CLIENTS=1`.
 pub fn installed() -> bool {
     static SAID: std::sync::Once = std::sync::Once::new();
-    let found = ["chromium", "chromedriver"].iter().all(|tool| {
-        Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
-    });
+    let found = ["chromium", "chromedriver"]
+        .iter()
+        .all(|tool| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success()));
     if !found {
         assert!(
             std::env::var_os("FASTUPLOAD_REQUIRE_CLIENTS").is_none_or(|v| v != "1"),
@@ -27,7 +27,9 @@ pub fn installed() -> bool {
              (apt-get install chromium chromium-driver)"
         );
         SAID.call_once(|| {
-            eprintln!("upload-http: browser tests skipped: apt-get install chromium chromium-driver");
+            eprintln!(
+                "upload-http: browser tests skipped: apt-get install chromium chromium-driver"
+            );
         });
     }
     found
@@ -49,7 +51,11 @@ struct SessionPost {
 }
 
 impl WebDriverCompatibleCommand for SessionPost {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
         base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
     }
 
@@ -114,26 +120,27 @@ impl Browser {
     }
 
     /// Waits (bounded by `limit`) until the expression `condition` is truthy.
-    /// There is no event to wait on from outside the page: it is polled.
+    /// There is no event to wait on from outside the page: the page checks it
+    /// every 20 ms itself, so the wait costs one WebDriver command, not a
+    /// stream of them competing with the page for the CPU.
     #[track_caller]
     pub fn wait_for(&self, condition: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let script = format!("return Boolean({condition});");
-        while self.js(&script, vec![]) != Value::Bool(true) {
-            assert!(
-                Instant::now() < deadline,
-                "not reached within {limit:?}: {condition}\npage: {}",
-                self.text("body")
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let timeouts = TimeoutConfiguration::new(Some(limit), None, None);
+        self.rt.block_on(self.client().update_timeouts(timeouts)).unwrap();
+        let script = format!(
+            "const done = arguments[0];
+             const check = () => ({condition}) ? done(true) : setTimeout(check, 20);
+             check();"
+        );
+        if let Err(e) = self.rt.block_on(self.client().execute_async(&script, vec![])) {
+            panic!("not reached within {limit:?}: {condition} ({e})\npage: {}", self.text("body"));
         }
     }
 
     /// The text of the first element matching `css`.
     pub fn text(&self, css: &str) -> String {
-        let value = self.js("return document.querySelector(arguments[0])?.innerText ?? ''", vec![
-            json!(css),
-        ]);
+        let value = self
+            .js("return document.querySelector(arguments[0])?.innerText ?? ''", vec![json!(css)]);
         value.as_str().unwrap_or_default().to_owned()
     }
 
@@ -171,7 +178,9 @@ impl Browser {
     /// A DevTools protocol command, through chromedriver.
     fn cdp(&self, method: &str, params: Value) -> Value {
         let body = json!({ "cmd": method, "params": params });
-        self.rt.block_on(self.client().issue_cmd(SessionPost { path: "goog/cdp/execute", body })).unwrap()
+        self.rt
+            .block_on(self.client().issue_cmd(SessionPost { path: "goog/cdp/execute", body }))
+            .unwrap()
     }
 
     /// The browser console's entries since the last call: `(level, message)`.
@@ -182,7 +191,9 @@ impl Browser {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["level"].as_str().unwrap().to_owned(), e["message"].as_str().unwrap().to_owned()))
+            .map(|e| {
+                (e["level"].as_str().unwrap().to_owned(), e["message"].as_str().unwrap().to_owned())
+            })
             .collect()
     }
 
@@ -190,7 +201,9 @@ impl Browser {
     pub fn console_errors(&self, allowed: &[&str]) -> Vec<String> {
         self.console()
             .into_iter()
-            .filter(|(level, message)| level == "SEVERE" && !allowed.iter().any(|a| message.contains(a)))
+            .filter(|(level, message)| {
+                level == "SEVERE" && !allowed.iter().any(|a| message.contains(a))
+            })
             .map(|(_, message)| message)
             .collect()
     }
