@@ -3,14 +3,14 @@
 // Binary units, as the service's settings are written (max_file_size = "1GiB").
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
-/** Bytes as 1.50 GiB, 20 B. */
+/** Bytes as 1.5 GiB, 20 B, 1 MiB. */
 export function bytes(n) {
   let i = 0;
   while (n >= 1024 && i < UNITS.length - 1) {
     n /= 1024;
     i += 1;
   }
-  return `${i === 0 ? Math.round(n) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)} ${UNITS[i]}`;
+  return `${i === 0 ? Math.round(n) : parseFloat(n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0))} ${UNITS[i]}`;
 }
 
 /** Seconds as 45 s, 3 min 20 s, 2 h 5 min. */

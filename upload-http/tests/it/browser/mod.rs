@@ -102,6 +102,21 @@ fn the_page_uploads_three_files_with_progress_lists_downloads_and_deletes() {
     let gone = client().get(service.url(&format!("/files/{medium_id}"))).send().unwrap();
     assert_eq!(gone.status(), 404);
 
+    // Every control has a name a screen reader reads, and the picker shows keyboard focus.
+    let unnamed = browser.js(
+        "return [...document.querySelectorAll('button, input, a[href], progress, output')]
+            .filter(e => !(e.labels?.length || e.getAttribute('aria-label') || e.textContent.trim()))
+            .map(e => e.outerHTML)",
+        vec![],
+    );
+    assert_eq!(unnamed, json!([]));
+    let focus = browser.js(
+        "document.querySelector('#picker').focus();
+         return getComputedStyle(document.querySelector('.picker')).outlineStyle",
+        vec![],
+    );
+    assert_ne!(focus, json!("none"));
+
     let shots = screenshots();
     browser.screenshot(1280, 800, "body", &shots.join("desktop-1280x800.png"));
     browser.screenshot(1280, 800, "#files", &shots.join("desktop-list-1280x800.png"));
@@ -258,7 +273,7 @@ fn with_tokens_the_page_asks_for_one_and_without_tus_it_posts_each_file() {
     browser.choose_files("#picker", &[&small, &large]);
     browser.wait_for(&format!("{} === 1", count("#queue li[data-state=done]")), MINUTE);
     let refused = browser.text("#queue li[data-state=failed]");
-    assert!(refused.contains("2.00 MiB is over the limit of 1.00 MiB: not sent"), "{refused}");
+    assert!(refused.contains("2 MiB is over the limit of 1 MiB: not sent"), "{refused}");
     browser.wait_for(&format!("{} === 1", count("#files tbody tr")), SHORT);
     let (name, sha, id) = rows(&browser).remove(0);
     assert_eq!((name.as_str(), sha.as_str()), ("small.bin", small_sha.as_str()));
