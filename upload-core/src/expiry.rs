@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use time::OffsetDateTime;
 
-use crate::storage::Backend;
+use crate::storage::{Backend, on_backend};
 use crate::{Error, FileInfo, ObjectId, Result, Storage};
 
 /// The most markers one sweep handles; the rest wait for the next one.
@@ -26,28 +26,13 @@ fn due_until(now: OffsetDateTime) -> String {
     format!("{:012}/", now.unix_timestamp().max(0))
 }
 
-macro_rules! on_marks {
-    ($storage:expr, $marks:ident => $body:expr) => {
-        match &*$storage.backend {
-            Backend::Local(store) => {
-                let $marks = store.marks();
-                $body
-            }
-            Backend::S3(store) => {
-                let $marks = store.marks();
-                $body
-            }
-        }
-    };
-}
-
 impl Storage {
     /// Notes when the object `info` describes expires, if it does: called
     /// before it is committed, so no expiring object is ever unmarked.
     pub(crate) async fn mark_expiry(&self, info: &FileInfo) -> Result<()> {
         let Some(at) = info.expires_at else { return Ok(()) };
         let name = marker_name(at, &info.id);
-        on_marks!(self, marks => marks.put_marker(name).await)
+        on_backend!(self, marks => marks.put_marker(name).await)
     }
 
     /// Removes up to [`EXPIRY_BATCH`] objects that have expired; returns how
@@ -58,7 +43,7 @@ impl Storage {
     pub async fn sweep_expired_files(&self) -> Result<usize> {
         let now = OffsetDateTime::now_utc();
         let due =
-            on_marks!(self, marks => marks.markers_until(due_until(now), EXPIRY_BATCH).await)?;
+            on_backend!(self, marks => marks.markers_until(due_until(now), EXPIRY_BATCH).await)?;
         let mut removed = 0;
         for name in due {
             let id = name.split_once('.').and_then(|(_, id)| id.parse::<ObjectId>().ok());
@@ -80,7 +65,7 @@ impl Storage {
                     Err(e) => return Err(e),
                 }
             }
-            on_marks!(self, marks => marks.remove_marker(name).await)?;
+            on_backend!(self, marks => marks.remove_marker(name).await)?;
         }
         self.expired_files.fetch_add(removed as u64, Ordering::Relaxed);
         Ok(removed)
@@ -101,7 +86,7 @@ impl Storage {
     /// [`Error::UsedUp`] once `max` uses were counted; [`Error::Locked`] if
     /// other requests kept the count busy; [`Error::Io`], [`Error::Unavailable`].
     pub async fn count_use(&self, key: ObjectId, max: u64) -> Result<u64> {
-        on_marks!(self, marks => marks.count_use(key, max).await)
+        on_backend!(self, marks => marks.count_use(key, max).await)
     }
 }
 

@@ -50,6 +50,25 @@ pub struct Storage {
     pub(crate) usage: Arc<crate::usage::Usage>,
 }
 
+/// Runs `$body` with `$part` bound to the part of that name (`uploads`,
+/// `marks`) of whichever backend `$storage` has: the parts of the two
+/// backends offer the same methods but are different types.
+macro_rules! on_backend {
+    ($storage:expr, $part:ident => $body:expr) => {
+        match &*$storage.backend {
+            $crate::storage::Backend::Local(store) => {
+                let $part = store.$part();
+                $body
+            }
+            $crate::storage::Backend::S3(store) => {
+                let $part = store.$part();
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
 #[derive(Debug)]
 pub(crate) enum Backend {
     Local(LocalStore),
@@ -189,14 +208,23 @@ impl Storage {
     pub async fn delete(&self, id: &ObjectId) -> Result<()> {
         // What it held, for the usage counts (not for a damaged one, whose size is unknown).
         let info = match &*self.backend {
-            Backend::Local(store) => store.head(id).await,
-            Backend::S3(store) => store.head(id).await,
+            Backend::Local(store) => {
+                let info = store.head(id).await.ok();
+                store.delete(id).await?;
+                info
+            }
+            Backend::S3(store) => {
+                // S3 deletes are idempotent: this one read also says whether it was there.
+                let info = match store.head(id).await {
+                    Ok(info) => Some(info),
+                    Err(Error::Damaged { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                store.remove(id).await?;
+                info
+            }
         };
-        match &*self.backend {
-            Backend::Local(store) => store.delete(id).await,
-            Backend::S3(store) => store.delete(id).await,
-        }?;
-        if let Ok(info) = info {
+        if let Some(info) = info {
             self.usage.removed(&info);
         }
         self.damaged.forget(id);

@@ -78,23 +78,41 @@ export function pause(ms, signal) {
 /**
  * One request by XMLHttpRequest, for the upload progress `fetch` does not
  * report: resolves to the XHR once the service answers, whatever the status.
+ * With `stallMs`, a request that makes no progress for that long (a peer
+ * gone without a word) is given up as unreachable.
  */
-export function send(method, url, { headers = {}, body = null, onProgress, signal } = {}) {
+export function send(method, url, { headers = {}, body = null, onProgress, signal, stallMs = 0 } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
+    let timer;
+    let stalled = false;
+    const watch = () => {
+      clearTimeout(timer);
+      if (stallMs) {
+        timer = setTimeout(() => {
+          stalled = true;
+          xhr.abort();
+        }, stallMs);
+      }
+    };
     const abort = () => xhr.abort();
     const settle = (then, value) => {
+      clearTimeout(timer);
       signal?.removeEventListener('abort', abort);
       then(value);
     };
     xhr.open(method, url);
     for (const [name, value] of Object.entries(withToken(headers))) xhr.setRequestHeader(name, value);
-    if (onProgress) xhr.upload.onprogress = (e) => onProgress(e.loaded);
+    xhr.upload.onprogress = (e) => {
+      watch();
+      onProgress?.(e.loaded);
+    };
     xhr.onload = () => settle(resolve, xhr);
     xhr.onerror = () => settle(reject, unreachable());
-    xhr.onabort = () => settle(reject, new DOMException('cancelled', 'AbortError'));
+    xhr.onabort = () => settle(reject, stalled ? unreachable() : new DOMException('cancelled', 'AbortError'));
     if (signal?.aborted) return xhr.onabort();
     signal?.addEventListener('abort', abort);
+    watch();
     xhr.send(body);
   });
 }

@@ -10,6 +10,8 @@ const TUS = { 'Tus-Resumable': '1.0.0' };
 /** Bytes per PATCH: large enough that the per-request commit is rare. */
 const CHUNK = 32 * 1024 * 1024;
 const MAX_BACKOFF_MS = 10_000;
+/** A request that moves no byte for this long is given up and retried (Uppy waits as long). */
+const STALL_MS = 30_000;
 const KEY_PREFIX = 'fastupload.upload:';
 
 /** What `OPTIONS /uploads/` announces; null when the service has no tus endpoint. */
@@ -87,7 +89,7 @@ export class TusUpload {
 
   /** The stored offset; null when the upload is gone (expired, or not this token's). */
   async head(signal) {
-    const xhr = await send('HEAD', this.url, { headers: TUS, signal });
+    const xhr = await send('HEAD', this.url, { headers: TUS, signal, stallMs: STALL_MS });
     if ([403, 404, 410].includes(xhr.status)) {
       this.url = null;
       localStorage.removeItem(this.key);
@@ -106,7 +108,7 @@ export class TusUpload {
       .map(([key, value]) => `${key} ${base64(encoder.encode(value))}`);
     const headers = { ...TUS, 'Upload-Length': String(this.file.size) };
     if (metadata.length) headers['Upload-Metadata'] = metadata.join(',');
-    const xhr = await send('POST', '/uploads/', { headers, signal });
+    const xhr = await send('POST', '/uploads/', { headers, signal, stallMs: STALL_MS });
     if (xhr.status !== 201) throw await errorOf(xhr.status, xhr.responseText);
     this.url = new URL(xhr.getResponseHeader('Location'), location.href).pathname;
     localStorage.setItem(this.key, this.url);
@@ -137,7 +139,7 @@ export class TusUpload {
     const headers = { ...TUS, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' };
     if (checksum) headers['Upload-Checksum'] = checksum;
     const onProgress = (sent) => this.onProgress(offset + sent);
-    const xhr = await send('PATCH', this.url, { headers, body, signal, onProgress });
+    const xhr = await send('PATCH', this.url, { headers, body, signal, onProgress, stallMs: STALL_MS });
     const header = xhr.getResponseHeader('Upload-Offset');
     const stored = header === null ? NaN : Number(header);
     if (xhr.status === 204) {

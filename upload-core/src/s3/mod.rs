@@ -220,12 +220,9 @@ impl S3Store {
         })
     }
 
-    pub(crate) async fn delete(&self, id: &ObjectId) -> Result<()> {
-        // S3 deletes are idempotent; the caller wants to know the object was there.
-        match self.head(id).await {
-            Ok(_) | Err(Error::Damaged { .. }) => {}
-            Err(e) => return Err(e),
-        }
+    /// Deletes the object without asking whether it was there (S3 deletes
+    /// are idempotent; [`crate::Storage::delete`] asks first).
+    pub(crate) async fn remove(&self, id: &ObjectId) -> Result<()> {
         self.store.delete(&self.object_path(id)).await.map_err(unavailable)
     }
 

@@ -20,7 +20,7 @@ mod store;
 pub(crate) use store::UploadStore;
 
 use crate::sha256::Sha256State;
-use crate::storage::Backend;
+use crate::storage::on_backend;
 use crate::{BoxError, Checksum, Error, FileInfo, FileName, ObjectId, Result, Retention, Storage};
 
 /// How long an unfinished upload lives after its last append, unless told otherwise.
@@ -131,22 +131,6 @@ pub struct Append {
     pub length: Option<u64>,
 }
 
-/// Runs `$body` with `$uploads` bound to the backend's [`UploadStore`].
-macro_rules! on_uploads {
-    ($storage:expr, $uploads:ident => $body:expr) => {
-        match &*$storage.backend {
-            Backend::Local(store) => {
-                let $uploads = store.uploads();
-                $body
-            }
-            Backend::S3(store) => {
-                let $uploads = store.uploads();
-                $body
-            }
-        }
-    };
-}
-
 impl Storage {
     /// Creates a resumable upload at offset 0.
     ///
@@ -200,7 +184,7 @@ impl Storage {
             retention: new.retention,
             sha256: Sha256State::default(),
         };
-        on_uploads!(self, uploads => uploads.create(&status).await)?;
+        on_backend!(self, uploads => uploads.create(&status).await)?;
         Ok(status)
     }
 
@@ -211,7 +195,7 @@ impl Storage {
     /// completed: the object then exists under the same id),
     /// [`Error::Expired`], [`Error::Io`].
     pub async fn upload_status(&self, id: &ObjectId) -> Result<UploadStatus> {
-        on_uploads!(self, uploads => ops::status(&**uploads, id).await)
+        on_backend!(self, uploads => ops::status(&**uploads, id).await)
     }
 
     /// Appends `body` at `offset`, which must be where the upload stands.
@@ -240,7 +224,7 @@ impl Storage {
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: Into<BoxError>,
     {
-        on_uploads!(self, uploads => ops::append(self, uploads, id, offset, body, append).await)
+        on_backend!(self, uploads => ops::append(self, uploads, id, offset, body, append).await)
     }
 
     /// Makes a finished upload an object, visible atomically with its
@@ -250,7 +234,7 @@ impl Storage {
     /// [`Error::InvalidUpload`] unless every byte has arrived, or for a
     /// partial upload; [`Error::Locked`], [`Error::NotFound`], [`Error::Expired`], [`Error::Io`].
     pub async fn complete_upload(&self, id: &ObjectId) -> Result<FileInfo> {
-        let info = on_uploads!(self, uploads => ops::complete(self, &**uploads, id).await)?;
+        let info = on_backend!(self, uploads => ops::complete(self, &**uploads, id).await)?;
         self.usage.added(&info);
         Ok(info)
     }
@@ -260,7 +244,7 @@ impl Storage {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Locked`], [`Error::Io`].
     pub async fn abort_upload(&self, id: &ObjectId) -> Result<()> {
-        on_uploads!(self, uploads => ops::abort(&**uploads, id).await)
+        on_backend!(self, uploads => ops::abort(&**uploads, id).await)
     }
 
     /// Stores the concatenation of finished partial uploads, in order, as a
@@ -286,7 +270,7 @@ impl Storage {
         let content_type = crate::media_type::normalize(content_type.as_deref());
         let filename = filename.map(|n| n.as_str().to_owned());
         let info = retention.file_info(ObjectId::new(), filename, 0, String::new(), content_type);
-        let info = on_uploads!(self, uploads => ops::concatenate(self, &**uploads, partials, info, max_size).await)?;
+        let info = on_backend!(self, uploads => ops::concatenate(self, &**uploads, partials, info, max_size).await)?;
         self.usage.added(&info);
         Ok(info)
     }
@@ -298,7 +282,7 @@ impl Storage {
     /// # Errors
     /// [`Error::Io`], [`Error::Unavailable`].
     pub async fn sweep_expired(&self) -> Result<usize> {
-        let removed = on_uploads!(self, uploads => ops::sweep_expired(&**uploads).await)?;
+        let removed = on_backend!(self, uploads => ops::sweep_expired(&**uploads).await)?;
         self.expired_removed.fetch_add(removed as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(removed)
     }

@@ -45,6 +45,11 @@ impl Proxy {
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(address) else { continue };
+                // A peer that stops reading (a server that answered early and
+                // no longer reads the body) must not hold a pipe for ever.
+                for stream in [&client, &server] {
+                    stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+                }
                 let (client, server) = (Arc::new(client), Arc::new(server));
                 let mut live = open.lock().unwrap();
                 live.retain(|s| s.strong_count() > 0);
