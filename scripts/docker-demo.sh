@@ -7,7 +7,8 @@
 #  2. the service image through the Dockerfile's `prebuilt` target, from host-built binaries;
 #  3. `docker compose up` with the unchanged docker-compose.yml: the bench service must exit 0,
 #     a file uploaded with curl to localhost:8000 must download with the same SHA-256, the
-#     server must run as non-root, refuse requests without the demo token, and finish an
+#     server must run as non-root, refuse requests without the demo token, serve the page to a
+#     browser and JSON to API clients at /, and finish an
 #     upload in flight when stopped; then the same
 #     again on the kept volumes (garage-init is idempotent), the local-disk override, and
 #     `down -v`.
@@ -125,6 +126,9 @@ upload_roundtrip demo.bin $((24 << 20))
 # The published port is not open to everyone: no token, no files.
 status=$(curl -s -o /dev/null -w '%{http_code}' "$URL/files")
 [[ $status == 401 ]] || die "GET /files without a token answered $status, not 401"
+# A browser gets the upload page; API clients keep the JSON.
+curl -fsS -H 'Accept: text/html' "$URL/" | grep -q '<title>fastupload</title>' || die "no page for a browser at /"
+curl -fsS "$URL/" | grep -q '"service":"fastupload"' || die "GET / no longer answers API clients with JSON"
 
 server=$(compose ps -q server)
 user=$(docker inspect -f '{{.Config.User}}' "$server")

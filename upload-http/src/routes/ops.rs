@@ -22,7 +22,7 @@ pub(crate) struct ServiceInfo {
     pub(crate) service: &'static str,
 }
 
-/// `GET /`: which service this is.
+/// `GET /` for API clients (`routes::ui::root` decides): which service this is.
 pub(crate) async fn service_info() -> HttpResponse {
     HttpResponse::Ok().json(ServiceInfo { service: "fastupload" })
 }
