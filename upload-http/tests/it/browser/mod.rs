@@ -286,6 +286,19 @@ fn with_tokens_the_page_asks_for_one_and_without_tus_it_posts_each_file() {
     // A plain link cannot carry the token: the page makes a signed one.
     browser.click(&format!("#files tr[data-id='{id}'] a"));
     assert_eq!(sha256_hex(&downloaded(&browser, "small.bin")), small_sha);
+
+    // A file dropped on the zone: WebDriver cannot drag from the desktop, so
+    // the drop event carries a file made in the page, as a real drop's would.
+    browser.js(
+        "const data = new DataTransfer();
+         data.items.add(new File(['dropped bytes'], 'dropped.txt', { type: 'text/plain' }));
+         document.querySelector('#drop').dispatchEvent(
+             new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));",
+        vec![],
+    );
+    browser.wait_for(&format!("{} === 2", count("#files tbody tr")), SHORT);
+    let dropped = rows(&browser).into_iter().find(|r| r.0 == "dropped.txt").expect("listed");
+    assert_eq!(dropped.1, sha256_hex(b"dropped bytes"));
     browser.screenshot(1280, 800, "body", &screenshots().join("tokens-fallback-1280x800.png"));
     // The 401 before the token, and the OPTIONS probe of the absent tus endpoint.
     let errors = browser.console_errors(&[
