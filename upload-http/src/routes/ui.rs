@@ -5,8 +5,9 @@
 
 use std::sync::LazyLock;
 
+use actix_web::http::header::Header;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, mime, web};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
@@ -99,17 +100,12 @@ pub(crate) async fn file(
 
 /// Whether the client names `text/html` among what it accepts (not with `q=0`).
 fn wants_html(req: &HttpRequest) -> bool {
-    let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    accept.split(',').any(|range| {
-        let mut params = range.split(';').map(str::trim);
-        params.next().is_some_and(|t| t.eq_ignore_ascii_case("text/html"))
-            && !params.any(|p| {
-                p.split_once('=').is_some_and(|(k, v)| {
-                    k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>() == Ok(0.0)
-                })
-            })
+    header::Accept::parse(req).is_ok_and(|accept| {
+        accept.iter().any(|range| {
+            range.item.type_() == mime::TEXT
+                && range.item.subtype() == mime::HTML
+                && range.quality > header::Quality::ZERO
+        })
     })
 }
 

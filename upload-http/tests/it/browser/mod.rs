@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use upload_http::TokenDigest;
 
 use crate::common::{Service, client, eventually, sha256_hex, write_file};
@@ -45,14 +46,29 @@ fn downloaded(browser: &Browser, name: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-#[test]
-fn the_page_uploads_three_files_with_progress_lists_downloads_and_deletes() {
+/// The storage setting of a test's service: `data/` in its directory.
+fn root_env(dir: &TempDir) -> (&'static str, String) {
+    ("UPLOAD__STORAGE__ROOT", dir.path().join("data").to_str().unwrap().to_owned())
+}
+
+/// A test's directory, the service on its `data/` with `env` on top, and
+/// Chromium saving into its `downloads/`; `None` (the test skipped) without Chromium.
+fn start(env: &[(&str, &str)]) -> Option<(TempDir, Service, Browser)> {
     if !driver::installed() {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    let service = Service::spawn(&[("UPLOAD__STORAGE__ROOT", root.to_str().unwrap())]);
+    let (key, root) = root_env(&dir);
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push((key, &root));
+    let service = Service::spawn(&env);
+    let browser = Browser::start(&dir.path().join("downloads"));
+    Some((dir, service, browser))
+}
+
+#[test]
+fn the_page_uploads_three_files_with_progress_lists_downloads_and_deletes() {
+    let Some((dir, service, browser)) = start(&[]) else { return };
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "hello from the page\n").unwrap();
     let notes_sha = sha256_hex(b"hello from the page\n");
@@ -61,7 +77,6 @@ fn the_page_uploads_three_files_with_progress_lists_downloads_and_deletes() {
     let big = dir.path().join("big.bin");
     let big_sha = write_file(&big, 200 * MIB, 2);
 
-    let browser = Browser::start(&dir.path().join("downloads"));
     browser.goto(&service.url("/"));
     browser.wait_for("document.body.dataset.ready === 'tus'", SHORT);
     assert!(browser.text("#mode").contains("checked with SHA-256"), "{}", browser.text("#mode"));
@@ -132,17 +147,10 @@ fn the_page_uploads_three_files_with_progress_lists_downloads_and_deletes() {
 
 #[test]
 fn an_upload_resumes_after_a_reload_a_network_drop_and_a_server_restart() {
-    if !driver::installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    let root_env = [("UPLOAD__STORAGE__ROOT", root.to_str().unwrap())];
-    let service = Service::spawn(&root_env);
+    let Some((dir, service, browser)) = start(&[]) else { return };
     let proxy = Proxy::start(service.addr());
     let file = dir.path().join("resumed.bin");
     let sha = write_file(&file, 80 * MIB, 3);
-    let browser = Browser::start(&dir.path().join("downloads"));
     let sent = "(document.querySelector('#queue progress')?.value ?? 0)";
     let upload_url = "(Object.entries(localStorage).find(([k]) => k.startsWith('fastupload.upload:'))?.[1] ?? null)";
     let retrying = "/Trying again/.test(document.querySelector('#queue li').innerText)";
@@ -178,7 +186,7 @@ fn an_upload_resumes_after_a_reload_a_network_drop_and_a_server_restart() {
     // The server is killed mid-PATCH and started again: the page waits for it.
     drop(service);
     browser.wait_for(retrying, MINUTE);
-    let service = Service::spawn(&root_env);
+    let service = Service::spawn(&[root_env(&dir)]);
     proxy.point_at(service.addr());
     proxy.pace(0);
     browser.wait_for(&format!("{} === 1", count("#queue li[data-state=done]")), MINUTE);
@@ -211,13 +219,7 @@ fn an_upload_resumes_after_a_reload_a_network_drop_and_a_server_restart() {
 
 #[test]
 fn the_fib_panel_counts_round_trips_while_fib_runs() {
-    if !driver::installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    let service = Service::spawn(&[("UPLOAD__STORAGE__ROOT", root.to_str().unwrap())]);
-    let browser = Browser::start(&dir.path().join("downloads"));
+    let Some((_dir, service, browser)) = start(&[]) else { return };
     browser.goto(&service.url("/"));
     browser.wait_for("document.body.dataset.ready", SHORT);
     browser.js("document.querySelector('#fib-n').value = '42'", vec![]);
@@ -238,27 +240,20 @@ fn the_fib_panel_counts_round_trips_while_fib_runs() {
 
 #[test]
 fn with_tokens_the_page_asks_for_one_and_without_tus_it_posts_each_file() {
-    if !driver::installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
     let token = "fu_page_test_token";
-    let service = Service::spawn(&[
-        ("UPLOAD__STORAGE__ROOT", root.to_str().unwrap().to_owned()),
-        (
-            "UPLOAD__AUTH__TOKENS",
-            format!("page:read+write+delete:{}", TokenDigest::of(token).to_hex()),
-        ),
-        ("UPLOAD__AUTH__LINK_KEY", "page-test-link-key-0123456789abcdef0123".into()),
-        ("UPLOAD__UPLOADS__RESUMABLE", "false".into()),
-        ("UPLOAD__LIMITS__MAX_FILE_SIZE", "1MiB".into()),
-    ]);
+    let tokens = format!("page:read+write+delete:{}", TokenDigest::of(token).to_hex());
+    let Some((dir, service, browser)) = start(&[
+        ("UPLOAD__AUTH__TOKENS", &tokens),
+        ("UPLOAD__AUTH__LINK_KEY", "page-test-link-key-0123456789abcdef0123"),
+        ("UPLOAD__UPLOADS__RESUMABLE", "false"),
+        ("UPLOAD__LIMITS__MAX_FILE_SIZE", "1MiB"),
+    ]) else {
+        return;
+    };
     let small = dir.path().join("small.bin");
     let small_sha = write_file(&small, 300_000, 4);
     let large = dir.path().join("too-large.bin");
     write_file(&large, 2 * MIB, 5);
-    let browser = Browser::start(&dir.path().join("downloads"));
     browser.goto(&service.url("/"));
     browser.wait_for("document.body.dataset.ready === 'post'", SHORT);
     assert!(browser.text("#mode").contains("One request per file"));
