@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (README "Tests"): every crate's unit, integration and doc tests.
+# The project's test command (README "Tests"): every crate's unit, integration and doc tests,
+# then schemathesis against the running service (scripts/schemathesis.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The S3 tests run against a real Garage: a single node for upload-core's
@@ -20,3 +21,5 @@ scripts/lib/install-chromium.sh
 export FASTUPLOAD_REQUIRE_CLIENTS=1
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --doc --locked
+# The live service against its own OpenAPI document (skipped when a test filter is given).
+if (($# == 0)); then MAX_TIME=${SCHEMATHESIS_TIME:-90} scripts/schemathesis.sh; fi

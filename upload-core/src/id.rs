@@ -47,6 +47,21 @@ impl FromStr for ObjectId {
     }
 }
 
+/// A string in UUID form, as it is serialised.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ObjectId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::Custom("uuid".into())))
+            .description(Some("A server-generated UUIDv7, lowercase and hyphenated."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ObjectId {}
+
 impl Serialize for ObjectId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

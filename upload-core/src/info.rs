@@ -9,6 +9,7 @@ use crate::{Error, FileName, ObjectId};
 /// What was stored: returned by [`Storage::put`](crate::Storage::put) and
 /// kept beside the bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileInfo {
     /// Server-generated id.
     pub id: ObjectId,
@@ -129,6 +130,7 @@ impl ByteRange {
 
 /// One page of a listing in id (creation) order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page {
     /// At most the requested number of objects, in id order.
     pub files: Vec<FileInfo>,

@@ -218,15 +218,18 @@ impl ResponseError for ApiError {
 }
 
 /// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub(crate) struct ErrorBody {
     pub(crate) error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// snake_case, one per row of the status table.
+    /// snake_case, one per row of the status table; each response's
+    /// description names the codes it may carry.
+    #[schema(example = "not_found")]
     pub(crate) code: &'static str,
     /// For people: what was wrong, naming limits and values.
     pub(crate) message: String,

@@ -19,6 +19,7 @@ mod client_noise;
 mod cors;
 mod error;
 mod log_writer;
+mod openapi;
 mod probe;
 mod quota;
 mod routes;
@@ -85,6 +86,7 @@ pub fn app(
         .service(resource("/healthz").route(web::get().to(routes::ops::healthz)))
         .service(resource("/readyz").route(web::get().to(routes::ops::readyz)))
         .service(resource("/metrics").route(web::get().to(routes::ops::metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi::serve)))
         .service(resource("/fib/{n}").route(web::get().to(routes::bench::fib)))
         .service(
             resource("/files")

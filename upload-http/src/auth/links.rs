@@ -16,11 +16,16 @@ use crate::error::ApiError;
 type HmacSha256 = Hmac<Sha256>;
 
 /// A link's query parameters, as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LinkQuery {
+    /// A download link's id (the link's other parameters come with it).
     link: Option<String>,
+    /// The link's expiry, in Unix seconds.
     expires: Option<String>,
+    /// The most downloads the link allows.
     max: Option<String>,
+    /// The link's signature.
     sig: Option<String>,
 }
 

@@ -9,20 +9,20 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 const MAX_WAIT: f64 = 60.0;
 
 /// The body of `/wait` and `/asyncwait`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Waited {
     /// The seconds slept.
     pub(crate) duration: f64,
 }
 
 /// The body of `/fib/{n}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Fib {
     /// The argument.
     pub(crate) n: u32,
@@ -64,6 +64,14 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
     })
 }
 
+#[utoipa::path(get, path = "/wait", tag = "benchmark", security((), ("token" = [])),
+    params(("duration" = Option<f64>, Query, minimum = 0, maximum = 60,
+        description = "Seconds to sleep; 0.05 if absent.")),
+    responses(
+        (status = 200, description = "Slept.", body = Waited),
+        (status = 400, description = "`invalid_duration`.", body = ErrorBody),
+        (status = 503, description = "`wait_busy`: `bench.max_waits` sleeps are running.", body = ErrorBody),
+    ))]
 /// `GET /wait?duration=`: a blocking sleep, on a thread of its own (never
 /// the blocking pool that storage uses); 503 once `bench.max_waits` sleep.
 pub(crate) async fn wait(
@@ -76,6 +84,13 @@ pub(crate) async fn wait(
     Ok(HttpResponse::Ok().json(Waited { duration: secs }))
 }
 
+#[utoipa::path(get, path = "/asyncwait", tag = "benchmark", security((), ("token" = [])),
+    params(("duration" = Option<f64>, Query, minimum = 0, maximum = 60,
+        description = "Seconds to wait; 0.05 if absent.")),
+    responses(
+        (status = 200, description = "Waited.", body = Waited),
+        (status = 400, description = "`invalid_duration`.", body = ErrorBody),
+    ))]
 /// `GET /asyncwait?duration=`: a timer.
 pub(crate) async fn asyncwait(
     state: web::Data<AppState>,
@@ -89,6 +104,14 @@ pub(crate) async fn asyncwait(
     Ok(HttpResponse::Ok().json(Waited { duration: secs }))
 }
 
+#[utoipa::path(get, path = "/fib/{n}", tag = "benchmark", security((), ("token" = [])),
+    params(("n" = u32, Path, description = "At most `compute.max_n`.")),
+    responses(
+        (status = 200, description = "Computed on the compute pool.", body = Fib),
+        (status = 400, description = "`invalid_n`: not an integer from 0 to `compute.max_n`.", body = ErrorBody),
+        (status = 503, description = "`compute_busy`: the pool's queue is full; `compute_timeout`: \
+            the job ran past `compute.timeout`.", body = ErrorBody),
+    ))]
 /// `GET /fib/{n}`: on the compute pool. A client that goes away drops this
 /// future (`h1_allow_half_closed(false)` in [`crate::server`]), which cancels the job.
 pub(crate) async fn fib(

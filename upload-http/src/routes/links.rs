@@ -12,7 +12,7 @@ use upload_core::ObjectId;
 
 use super::files::parse_id;
 use crate::auth::{Caller, links};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The most a link request's JSON may take.
@@ -22,10 +22,11 @@ const MAX_REQUEST: usize = 4096;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The request body (optional, JSON).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewLink {
-    /// `"1h"`, `"30m"`, or seconds; at most `auth.max_link_lifetime`.
+    /// `"1h"`, `"30m"`, or seconds; at most `auth.max_link_lifetime`; 1 h if absent.
+    #[schema(value_type = Option<String>, example = "1h")]
     #[serde(default, with = "upload_core::units::duration_option")]
     expires_in: Option<Duration>,
     /// Downloads allowed, across every replica; unlimited if absent.
@@ -33,18 +34,33 @@ pub(crate) struct NewLink {
 }
 
 /// The 201 body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct CreatedLink {
     /// The absolute URL, as this request reached the service.
     pub(crate) url: String,
     /// The same, from the path on.
     pub(crate) path: String,
+    /// When the link stops working.
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) expires_at: OffsetDateTime,
+    /// Downloads allowed; `null`: unlimited.
     pub(crate) max_downloads: Option<u64>,
 }
 
-/// `POST /files/{id}/links`
+/// `POST /files/{id}/links`: a signed download link that works without a token.
+#[utoipa::path(post, path = "/files/{id}/links", operation_id = "create_link", tag = "files", security(("token" = [])),
+    params(("id" = ObjectId, Path, description = "The file's id.")),
+    request_body(content = Option<NewLink>, content_type = "application/json",
+        description = "Optional; an empty body takes the defaults."),
+    responses(
+        (status = 201, description = "The link.", body = CreatedLink),
+        (status = 400, description = "`invalid_id`, `invalid_link_request`, `incomplete_body`.",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 413, description = "`too_large`: the JSON exceeds 4 KiB.", body = ErrorBody),
+        (status = 501, description = "`links_disabled`: `auth.link_key` is not set.", body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+    ))]
 pub(crate) async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -11,7 +11,8 @@ use actix_web::{HttpRequest, HttpResponse, mime, web};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use super::ops::ServiceInfo;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// One embedded file.
@@ -65,6 +66,11 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 
 /// `GET /`: the page for a browser, the service's JSON for everyone else
 /// (`curl`, `requests` and the original client send `Accept: */*`).
+#[utoipa::path(method(get, head), path = "/", tag = "page",
+    params(("Accept" = Option<String>, Header, description = "Naming `text/html` gets the page.")),
+    responses((status = 200, description = "The page, or which service this is.", headers(
+            ("Vary" = String, description = "`Accept`")),
+        content((ServiceInfo = "application/json"), (String = "text/html; charset=utf-8")))))]
 pub(crate) async fn root(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let mut response =
         if wants_html(&req) { page(state, req).await } else { super::ops::service_info().await };
@@ -73,6 +79,11 @@ pub(crate) async fn root(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
 }
 
 /// `GET /ui/`: the page, with the limits it checks before sending filled in.
+#[utoipa::path(method(get, head), path = "/ui/", tag = "page", responses(
+    (status = 200, description = "The page.", body = String, content_type = "text/html; charset=utf-8",
+        headers(("ETag" = String), ("Content-Security-Policy" = String))),
+    (status = 304, description = "Not modified."),
+))]
 pub(crate) async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let settings = &state.settings;
     let (max_file_size, max_n) = (settings.limits.max_file_size, settings.compute.max_n);
@@ -85,6 +96,15 @@ pub(crate) async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
 }
 
 /// `GET /ui/{file}`: one of the page's files.
+#[utoipa::path(method(get, head), path = "/ui/{file}", tag = "page",
+    params(("file" = String, Path, description = "`app.js`, `style.css`, ...")),
+    responses(
+        (status = 200, description = "The file.", headers(("ETag" = String)), content(
+            (String = "text/javascript; charset=utf-8"), (String = "text/css; charset=utf-8"),
+            (String = "text/html; charset=utf-8"))),
+        (status = 304, description = "Not modified."),
+        (status = 404, description = "`no_route`: no such file.", body = ErrorBody),
+    ))]
 pub(crate) async fn file(
     req: HttpRequest,
     name: web::Path<String>,

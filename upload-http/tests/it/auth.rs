@@ -109,11 +109,14 @@ fn every_route_under_every_kind_of_caller() {
         ("service", fixed(Method::GET, "/".into()), [200; 6]),
         ("page", fixed(Method::GET, "/ui/".into()), [200; 6]),
         ("page file", fixed(Method::GET, "/ui/app.js".into()), [200; 6]),
+        ("api description", fixed(Method::GET, "/openapi.json".into()), [200; 6]),
     ];
+    let doc = crate::openapi::document(&server);
     let callers = [None, Some("bad"), Some("reader"), Some("writer"), Some("other"), Some("admin")];
     for (route, make, expected) in &table {
         for (caller, expected) in callers.iter().zip(expected) {
             let (method, path) = make();
+            assert!(crate::openapi::documents(&doc, method.as_str(), &path), "{method} {path}");
             let mut request =
                 as_caller(client().request(method.clone(), server.url(&path)), *caller);
             request = match *route {

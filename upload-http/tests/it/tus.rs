@@ -217,6 +217,8 @@ fn method_override_turns_a_post_into_patch_head_or_delete() {
     assert_eq!(header(post("HEAD").headers(), "upload-offset"), Some("2"));
     assert_eq!(post("DELETE").status(), 204);
     assert_eq!(error_code(post("GET")).0, 405);
+    let bare = tus(client().post(&url).body("ab"));
+    assert_eq!(error_code(bare), (400, "invalid_header".into()));
 }
 
 #[test]

@@ -10,15 +10,42 @@ use actix_web::http::header::{
     self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue, HttpDate,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
-use upload_core::{ByteRange, FileInfo};
+use upload_core::{ByteRange, FileInfo, ObjectId};
 
 use super::parse_id;
 use crate::auth::Caller;
 use crate::auth::links::{self, LinkQuery};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::Binary;
 use crate::state::AppState;
 
 /// `GET` and `HEAD /files/{id}`, and download links (`?link=...&sig=...`).
+#[utoipa::path(method(get, head), path = "/files/{name}", tag = "files",
+    security((), ("token" = ["read"])),
+    params(
+        ("name" = ObjectId, Path, description = "The file's id."),
+        ("Range" = Option<String>, Header, description = "One `bytes=` range; \
+            anything else is ignored and the whole file sent."),
+        ("If-None-Match" = Option<String>, Header, description = "ETags (the quoted SHA-256)."),
+        LinkQuery,
+    ),
+    responses(
+        (status = 200, description = "The file, with the Content-Type it was stored with.",
+            content_type = "application/octet-stream", body = Binary, headers(
+                ("ETag" = String, description = "The quoted SHA-256 of the file."),
+                ("Last-Modified" = String), ("Accept-Ranges" = String),
+                ("Content-Disposition" = String))),
+        (status = 206, description = "The requested range.", content_type = "application/octet-stream",
+            body = Binary, headers(("Content-Range" = String))),
+        (status = 304, description = "Not modified: an If-None-Match tag matched."),
+        (status = 400, description = "`invalid_id`, `invalid_query`.", body = ErrorBody),
+        (status = 403, description = "`invalid_link`, `link_used_up`, `forbidden`.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 416, description = "`range_not_satisfiable`.", body = ErrorBody, headers(
+            ("Content-Range" = String, description = "`bytes */<size>`"))),
+        (status = 500, description = "`damaged_file`, `internal_error`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+    ))]
 pub(crate) async fn download(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -7,15 +7,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use upload_core::{FileInfo, FileName, ObjectId, PutGroup, PutOptions};
+use upload_core::{FileInfo, FileName, ObjectId, Page, PutGroup, PutOptions};
 
 mod download;
 
-pub(crate) use download::download;
+pub(crate) use download::{__path_download, download};
 
 use super::retention::{EXPIRES_AFTER, retention};
 use crate::auth::{Caller, Listing, Scope};
-use crate::error::{ApiError, BodyError};
+use crate::error::{ApiError, BodyError, ErrorBody};
+use crate::openapi::{Binary, MultipartUpload};
 use crate::settings::Limits;
 use crate::state::AppState;
 
@@ -23,12 +24,28 @@ use crate::state::AppState;
 const EXPIRES_AFTER_FIELD: &str = "expires_after";
 
 /// The body of a multipart upload's 201: every file stored, in part order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Stored {
     pub(crate) files: Vec<FileInfo>,
 }
 
 /// `POST /files` and `POST /`: every part with a filename is streamed to storage.
+///
+/// All or nothing: if any part fails, none of the request's files is kept.
+#[utoipa::path(post, path = "/files", tag = "files", security((), ("token" = ["write"])),
+    params(("Expires-After" = Option<String>, Header,
+        description = "A lifetime for the files: `1h`, `30m`, `7d` or seconds.")),
+    request_body(content = inline(MultipartUpload), content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Every file stored, in part order.", body = Stored),
+        (status = 400, description = "`invalid_multipart`, `no_file`, `incomplete_body`, \
+            `invalid_lifetime`.", body = ErrorBody),
+        (status = 408, description = "`request_timeout`, `body_too_slow`.", body = ErrorBody),
+        (status = 413, description = "`too_large`, `too_many_files`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not multipart/form-data.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage cannot be reached.", body = ErrorBody),
+        (status = 507, description = "`storage_full`, `quota_exceeded`.", body = ErrorBody),
+    ))]
 pub(crate) async fn upload_multipart(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -112,6 +129,27 @@ async fn small_field(field: actix_multipart::Field, limits: &Limits) -> Result<V
 }
 
 /// `PUT /files/{filename}`: the raw body is the file.
+#[utoipa::path(put, path = "/files/{name}", tag = "files", security((), ("token" = ["write"])),
+    params(
+        ("name" = String, Path, description = "The file's name, kept as metadata."),
+        ("Content-Digest" = Option<String>, Header, description = "RFC 9530 \
+            `sha-256=:<base64>:`: nothing is stored unless the body hashes to it."),
+        ("Expires-After" = Option<String>, Header,
+            description = "A lifetime for the file: `1h`, `30m`, `7d` or seconds."),
+    ),
+    request_body(content = Binary, content_type = "application/octet-stream",
+        description = "The file; stored with the request's Content-Type."),
+    responses(
+        (status = 201, description = "Stored.", body = FileInfo, headers(
+            ("Location" = String, description = "`/files/<id>`"))),
+        (status = 400, description = "`invalid_filename`, `invalid_digest`, `digest_mismatch`, \
+            `invalid_lifetime`, `incomplete_body`.", body = ErrorBody),
+        (status = 408, description = "`request_timeout`, `body_too_slow`.", body = ErrorBody),
+        (status = 411, description = "`length_required`.", body = ErrorBody),
+        (status = 413, description = "`too_large`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+        (status = 507, description = "`storage_full`, `quota_exceeded`.", body = ErrorBody),
+    ))]
 pub(crate) async fn upload_raw(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -146,13 +184,27 @@ pub(crate) async fn upload_raw(
         .json(info))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Files per page, 1 to 1000; 100 if absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The `next` of the previous page; empty or absent: the first page.
+    #[param(value_type = Option<String>,
+        pattern = "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$")]
     after: Option<String>,
 }
 
-/// `GET /files?limit=&after=`
+/// `GET /files?limit=&after=`: the caller's files (every file for an
+/// admin, or with no tokens configured), in creation order.
+#[utoipa::path(get, path = "/files", tag = "files", security((), ("token" = ["write"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page.", body = Page),
+        (status = 400, description = "`invalid_limit`, `invalid_id`, `invalid_query`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+    ))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -184,6 +236,14 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /files/{id}`
+#[utoipa::path(delete, path = "/files/{name}", operation_id = "delete_file", tag = "files", security((), ("token" = ["delete"])),
+    params(("name" = ObjectId, Path, description = "The file's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`invalid_id`.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+    ))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     caller: Caller,

@@ -11,17 +11,19 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HttpDate};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError, web};
 use futures_util::StreamExt;
-use upload_core::{Append, FileName, NewUpload, ObjectId, UploadStatus};
+use upload_core::{Append, ObjectId, UploadStatus};
 
-use super::retention::{EXPIRES_AFTER, retention};
 use crate::auth::{Caller, Scope};
-use crate::error::{ApiError, BodyError};
+use crate::error::{ApiError, BodyError, ErrorBody};
+use crate::openapi::Binary;
 use crate::state::AppState;
 
+mod create;
 mod headers;
 mod owned;
 
-use headers::{Concat, EXTENSIONS, VERSION};
+pub(crate) use create::{__path_create, create};
+use headers::{EXTENSIONS, VERSION};
 use owned::{owned_file, owned_upload};
 
 /// Every tus response, the errors too, names the protocol version.
@@ -44,6 +46,11 @@ fn tus(result: Result<HttpResponse, ApiError>) -> HttpResponse {
 }
 
 /// `OPTIONS /uploads/`: what the server supports (no version needed).
+#[utoipa::path(options, path = "/uploads/", operation_id = "tus_options", tag = "uploads", responses(
+    (status = 204, description = "What the server supports.", headers(
+        ("Tus-Version" = String), ("Tus-Extension" = String), ("Tus-Max-Size" = u64),
+        ("Tus-Checksum-Algorithm" = String), ("Tus-Resumable" = String))),
+))]
 pub(crate) async fn options(state: web::Data<AppState>) -> HttpResponse {
     let algorithms: Vec<&str> =
         upload_core::ChecksumAlgorithm::ALL.iter().map(|a| a.name()).collect();
@@ -55,123 +62,20 @@ pub(crate) async fn options(state: web::Data<AppState>) -> HttpResponse {
         .finish()))
 }
 
-/// `POST /uploads/`: creates an upload (or a final one from partials), and
-/// takes its first bytes if the body carries them.
-pub(crate) async fn create(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    caller: Caller,
-    payload: web::Payload,
-) -> HttpResponse {
-    tus(create_upload(&state, &req, &caller, payload).await)
-}
-
-async fn create_upload(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &Caller,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let headers = req.headers();
-    headers::check_version(headers)?;
-    caller.require(Scope::Write)?;
-    let limits = &state.settings.limits;
-    let length = headers::number(headers, "upload-length")?;
-    let deferred = match headers.get("upload-defer-length").map(|v| v.as_bytes()) {
-        None => false,
-        Some(b"1") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request("invalid_header", "Upload-Defer-Length must be 1"));
-        }
-    };
-    let metadata = headers::metadata(headers)?;
-    let meta = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-    let filename =
-        meta("filename").and_then(|v| FileName::sanitize(&String::from_utf8_lossy(v)).ok());
-    let content_type = meta("filetype").map(|v| String::from_utf8_lossy(v).into_owned());
-    let requested = meta("expires_after").map(Vec::as_slice);
-    let requested = requested.or_else(|| headers.get(EXPIRES_AFTER).map(|v| v.as_bytes()));
-    let retention = retention(caller, requested, &state.settings)?;
-    let partial = match headers::concat(headers)? {
-        Some(Concat::Final(partials)) => {
-            if length.is_some() || deferred {
-                return Err(ApiError::bad_request(
-                    "invalid_header",
-                    "a final upload takes its length from its partial uploads: send no Upload-Length",
-                ));
-            }
-            for partial in &partials {
-                owned_upload(state, caller, partial).await?;
-            }
-            let info = state
-                .storage
-                .concatenate(
-                    &partials,
-                    filename,
-                    content_type,
-                    Some(limits.max_file_size),
-                    &retention,
-                )
-                .await
-                .map_err(|e| state.storage_error(e))?;
-            return Ok(HttpResponse::Created()
-                .insert_header((header::LOCATION, format!("/uploads/{}", info.id)))
-                .insert_header(("Upload-Offset", info.size))
-                .finish());
-        }
-        Some(Concat::Partial) => true,
-        None => false,
-    };
-    match (length, deferred) {
-        (Some(_), true) => {
-            return Err(ApiError::bad_request(
-                "invalid_header",
-                "send Upload-Length or Upload-Defer-Length, not both",
-            ));
-        }
-        (None, false) => {
-            return Err(ApiError::bad_request(
-                "invalid_header",
-                "Upload-Length (or Upload-Defer-Length: 1) is required",
-            ));
-        }
-        _ => {}
-    }
-    if length.is_some_and(|l| l > limits.max_file_size) {
-        return Err(ApiError::TooLarge { limit: limits.max_file_size, what: "Upload-Length" });
-    }
-    // A declared length that cannot fit is refused now, not once its bytes have arrived.
-    if let (Some(length), Some(charge)) = (length, state.charge(caller)) {
-        charge.fits(length).map_err(|c| ApiError::from_body(BodyError::Cutoff(c), limits))?;
-    }
-    let new = NewUpload {
-        length,
-        filename,
-        content_type,
-        max_size: Some(limits.max_file_size),
-        expire_after: state.settings.uploads.expire_after,
-        partial,
-        retention,
-    };
-    let mut status = state.storage.create_upload(new).await.map_err(|e| state.storage_error(e))?;
-    let location = format!("/uploads/{}", status.id);
-    if headers::has_upload_bytes(headers) {
-        status = append(state, req, caller, &status.id, 0, payload).await?;
-    } else if declared_length(headers).is_some_and(|len| len > 0) {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "upload bytes need Content-Type: {}",
-            headers::OFFSET_OCTET_STREAM
-        )));
-    }
-    let mut response = HttpResponse::Created();
-    response.insert_header((header::LOCATION, location));
-    if status.offset > 0 || headers::has_upload_bytes(headers) {
-        response.insert_header(("Upload-Offset", status.offset));
-    }
-    Ok(expires(&mut response, &status).finish())
-}
-
 /// `HEAD /uploads/{id}`: where the upload stands.
+#[utoipa::path(head, path = "/uploads/{id}", operation_id = "tus_head", tag = "uploads", security((), ("token" = ["write"])),
+    params(("id" = String, Path, description = "The upload's id (its Location)."), TusVersion),
+    responses(
+        (status = 200, description = "Where the upload stands; a completed upload reports its file.",
+            headers(("Upload-Offset" = u64), ("Upload-Length" = Option<u64>),
+                ("Upload-Defer-Length" = Option<String>), ("Upload-Concat" = Option<String>),
+                ("Upload-Metadata" = String), ("Upload-Expires" = Option<String>),
+                ("Tus-Resumable" = String))),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 410, description = "`expired`.", body = ErrorBody),
+        (status = 412, description = "`unsupported_version`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+    ))]
 pub(crate) async fn head(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -221,6 +125,33 @@ async fn head_upload(
 }
 
 /// `PATCH /uploads/{id}`: appends the body at `Upload-Offset`.
+#[utoipa::path(patch, path = "/uploads/{id}", operation_id = "tus_patch", tag = "uploads", security((), ("token" = ["write"])),
+    params(("id" = String, Path, description = "The upload's id (its Location)."), TusVersion,
+        ("Upload-Offset" = u64, Header, description = "Where these bytes go: the upload's offset."),
+        ("Upload-Length" = Option<u64>, Header, description = "For an upload of deferred length."),
+        ("Upload-Checksum" = Option<String>, Header,
+            description = "`<algorithm> <base64 digest>` of this request's bytes.")),
+    request_body(content = Binary, content_type = "application/offset+octet-stream"),
+    responses(
+        (status = 204, description = "Appended; the upload completes with its last byte.",
+            headers(("Upload-Offset" = u64), ("Upload-Expires" = Option<String>),
+                ("Tus-Resumable" = String))),
+        (status = 400, description = "`invalid_header`, `incomplete_body`.", body = ErrorBody),
+        (status = 403, description = "`upload_complete`.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 408, description = "`request_timeout`, `body_too_slow`.", body = ErrorBody),
+        (status = 409, description = "`offset_mismatch`.", body = ErrorBody,
+            headers(("Upload-Offset" = u64, description = "The upload's offset."))),
+        (status = 410, description = "`expired`.", body = ErrorBody),
+        (status = 412, description = "`unsupported_version`.", body = ErrorBody),
+        (status = 413, description = "`too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`.", body = ErrorBody),
+        (status = 423, description = "`locked`: another request is appending.", body = ErrorBody),
+        (status = 460, description = "`checksum_mismatch`: nothing of the request was kept.",
+            body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+        (status = 507, description = "`storage_full`, `quota_exceeded`.", body = ErrorBody),
+    ))]
 pub(crate) async fn patch(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -309,6 +240,16 @@ async fn append(
 }
 
 /// `DELETE /uploads/{id}`: removes the upload, or the file it became.
+#[utoipa::path(delete, path = "/uploads/{id}", operation_id = "tus_delete", tag = "uploads", security((), ("token" = ["write"])),
+    params(("id" = String, Path, description = "The upload's id (its Location)."), TusVersion),
+    responses(
+        (status = 204, description = "Removed.", headers(("Tus-Resumable" = String))),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 410, description = "`expired`.", body = ErrorBody),
+        (status = 412, description = "`unsupported_version`.", body = ErrorBody),
+        (status = 423, description = "`locked`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`.", body = ErrorBody),
+    ))]
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -343,6 +284,14 @@ async fn delete_upload(
 
 /// `POST /uploads/{id}` with `X-HTTP-Method-Override`, for clients that can
 /// only send GET and POST.
+#[utoipa::path(post, path = "/uploads/{id}", operation_id = "tus_method_override", tag = "uploads", security((), ("token" = ["write"])),
+    params(("id" = String, Path, description = "The upload's id (its Location)."),
+        ("X-HTTP-Method-Override" = String, Header, description = "`PATCH`, `DELETE` or `HEAD`: \
+            the request is then that method's, and answered as it documents.")),
+    responses(
+        (status = 400, description = "`invalid_header`: no X-HTTP-Method-Override.", body = ErrorBody),
+        (status = 405, description = "`method_not_allowed`: another method.", body = ErrorBody),
+    ))]
 pub(crate) async fn overridden(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -350,14 +299,14 @@ pub(crate) async fn overridden(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let method = req
-        .headers()
-        .get("x-http-method-override")
-        .and_then(|v| Method::from_bytes(v.as_bytes()).ok());
-    match method {
-        Some(Method::PATCH) => patch(state, req, caller, id, payload).await,
-        Some(Method::DELETE) => delete(state, req, caller, id).await,
-        Some(Method::HEAD) => head(state, req, caller, id).await,
+    let Some(method) = req.headers().get("x-http-method-override") else {
+        let why = "a POST to an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD";
+        return tus(Err(ApiError::bad_request("invalid_header", why)));
+    };
+    match Method::from_bytes(method.as_bytes()) {
+        Ok(Method::PATCH) => patch(state, req, caller, id, payload).await,
+        Ok(Method::DELETE) => delete(state, req, caller, id).await,
+        Ok(Method::HEAD) => head(state, req, caller, id).await,
         _ => tus(Err(ApiError::MethodNotAllowed("POST".into()))),
     }
 }
@@ -380,4 +329,14 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 fn parse_id(text: &str) -> Result<ObjectId, ApiError> {
     text.parse().map_err(|_| ApiError::NotFound(text.chars().take(64).collect()))
+}
+
+/// The header every tus request but `OPTIONS` carries.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // described, read by `headers::check_version`
+struct TusVersion {
+    /// `1.0.0`.
+    #[param(rename = "Tus-Resumable", example = "1.0.0")]
+    tus_resumable: String,
 }
