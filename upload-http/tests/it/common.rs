@@ -306,3 +306,40 @@ pub fn write_file(path: &Path, len: usize, seed: u64) -> String {
     file.flush().unwrap();
     hex::encode(hasher.finalize())
 }
+
+/// A small file system mounted for a test, unmounted on drop.
+pub struct SmallDisk {
+    at: PathBuf,
+}
+
+impl SmallDisk {
+    /// A tmpfs of `size` (`mount`'s syntax, e.g. `4m`) at `at`; `None` where this process
+    /// may not mount (not root, or a container without the capability).
+    pub fn tmpfs(at: PathBuf, size: &str) -> Option<Self> {
+        let size = format!("size={size}");
+        let status =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(&at).status();
+        status.ok()?.success().then_some(Self { at })
+    }
+
+    /// An ext4 of `mib` MiB in `image`, loop-mounted at `at`; `None` as for [`Self::tmpfs`].
+    pub fn ext4(at: PathBuf, image: &Path, mib: u64) -> Option<Self> {
+        std::fs::File::create(image).ok()?.set_len(mib << 20).ok()?;
+        let made = Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image).status();
+        if !made.ok()?.success() {
+            return None;
+        }
+        let status = Command::new("mount").args(["-o", "loop"]).arg(image).arg(&at).status();
+        status.ok()?.success().then_some(Self { at })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.at
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}

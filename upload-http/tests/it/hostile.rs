@@ -226,39 +226,17 @@ fn expect_continue_over_the_limit_is_refused_before_the_body() {
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
 }
 
-/// A small tmpfs, unmounted on drop.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    /// `None` where this process may not mount (not root, or a container
-    /// without the capability).
-    fn mount(at: std::path::PathBuf) -> Option<Self> {
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-            .arg(&at)
-            .status()
-            .ok()?;
-        status.success().then_some(Self(at))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn readiness_fails_on_a_disk_too_full_for_uploads() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(disk) = SmallDisk::mount(dir.path().to_owned()) else {
+    let Some(disk) = SmallDisk::tmpfs(dir.path().to_owned(), "4m") else {
         eprintln!("skipped: mounting a small tmpfs needs root (CAP_SYS_ADMIN)");
         return;
     };
-    let root = disk.0.join("data");
+    let root = disk.path().join("data");
     let service = Service::spawn(&[("UPLOAD__STORAGE__ROOT", root.to_str().unwrap())]);
     assert_eq!(service.status("/readyz"), 200);
-    let filler = disk.0.join("filler");
+    let filler = disk.path().join("filler");
     let mut file = std::fs::File::create(&filler).unwrap();
     let full = (0..1000).any(|_| file.write_all(&[0; 64 * 1024]).is_err());
     assert!(full, "4 MiB filled up");

@@ -8,6 +8,7 @@ mod common;
 mod compute;
 mod crash;
 mod files;
+mod full_disk;
 mod handlers;
 mod hostile;
 mod http_hygiene;
