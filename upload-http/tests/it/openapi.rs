@@ -95,3 +95,19 @@ fn a_service_without_resumable_uploads_documents_none() {
     let (status, code) = error_code(client().post(server.url("/uploads/")).send().unwrap());
     assert_eq!((status, code.as_str()), (404, "no_route"));
 }
+
+#[test]
+fn the_document_route_is_counted_and_refuses_other_methods_and_ignores_queries() {
+    let server = Server::start();
+    let plain = client().get(server.url("/openapi.json")).send().unwrap().text().unwrap();
+    let queried = client().get(server.url("/openapi.json?x=%FF&&=&openapi=2.0")).send().unwrap();
+    assert_eq!(queried.text().unwrap(), plain);
+    for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let response = client().request(method.clone(), server.url("/openapi.json")).send();
+        assert_eq!(error_code(response.unwrap()), (405, "method_not_allowed".into()), "{method}");
+    }
+    let (status, _) = error_code(client().get(server.url("/openapi.json/x")).send().unwrap());
+    assert_eq!(status, 404);
+    let series = "http_requests_total{method=\"GET\",route=\"/openapi.json\",status=\"200\"}";
+    assert_eq!(server.metric(series), 2.0);
+}
