@@ -22,10 +22,12 @@ use crate::common::*;
 /// What the clients were told, across every life of the service.
 #[derive(Default)]
 struct Ledger {
-    /// Acknowledged files (201), by id: their SHA-256.
-    stored: HashMap<String, String>,
+    /// Acknowledged files (201), by id: their SHA-256 and how they were uploaded.
+    stored: HashMap<String, (String, &'static str)>,
     /// Acknowledged deletes (204).
     deleted: HashSet<String>,
+    /// Files whose delete was sent but not acknowledged: either gone or whole.
+    doubtful: HashMap<String, String>,
     /// The SHA-256 of every body ever sent: a listed file must be one of them, whole.
     sent: HashSet<String>,
     /// tus uploads with an acknowledged append (204), by path: the offset acknowledged, the
@@ -69,24 +71,30 @@ fn client_loop(base: &str, seed: u64, stop: &AtomicBool, ledger: &Mutex<Ledger>)
                 _ => Vec::new(),
             }
         };
-        let acked = match rng.below(5) {
-            0 => stored(http.put(format!("{base}/files/raw.bin")).body(data).send()),
-            1 => {
+        let kind = ["raw", "chunked", "multipart", "delete", "tus"][rng.below(5) as usize];
+        let acked = match kind {
+            "raw" => stored(http.put(format!("{base}/files/raw.bin")).body(data).send()),
+            "chunked" => {
                 let body = Body::new(Cursor::new(data)); // no length: chunked
                 stored(http.put(format!("{base}/files/chunked.bin")).body(body).send())
             }
-            2 => {
+            "multipart" => {
                 let form = Form::new().part("f", Part::bytes(data).file_name("multi.bin"));
                 stored(http.post(format!("{base}/files")).multipart(form).send())
             }
-            3 => {
-                let victim = ledger.lock().unwrap().stored.keys().next().cloned();
-                if let Some(id) = victim {
+            "delete" => {
+                let victim = {
+                    let mut ledger = ledger.lock().unwrap();
+                    let id = ledger.stored.keys().next().cloned();
+                    id.and_then(|id| ledger.stored.remove_entry(&id))
+                };
+                if let Some((id, (sha, _))) = victim {
                     let r = http.delete(format!("{base}/files/{id}")).send();
+                    let mut ledger = ledger.lock().unwrap();
                     if r.is_ok_and(|r| r.status() == 204) {
-                        let mut ledger = ledger.lock().unwrap();
-                        ledger.stored.remove(&id);
                         ledger.deleted.insert(id);
+                    } else {
+                        ledger.doubtful.insert(id, sha);
                     }
                 }
                 Vec::new()
@@ -96,7 +104,7 @@ fn client_loop(base: &str, seed: u64, stop: &AtomicBool, ledger: &Mutex<Ledger>)
         let mut ledger = ledger.lock().unwrap();
         for file in acked {
             assert_eq!(file["sha256"], sha.as_str(), "acknowledged with another digest");
-            ledger.stored.insert(file["id"].as_str().unwrap().to_owned(), sha.clone());
+            ledger.stored.insert(file["id"].as_str().unwrap().to_owned(), (sha.clone(), kind));
         }
     }
 }
@@ -163,28 +171,37 @@ fn check(service: &Service, root: &Path, ledger: &Ledger) {
     let tmp: Vec<_> = std::fs::read_dir(root.join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "tmp/ not swept: {} entries", tmp.len());
     let listed = listed(service);
-    for (id, sha) in &ledger.stored {
-        let (listed_sha, _) = listed.get(id).unwrap_or_else(|| panic!("acknowledged {id} lost"));
+    for (id, (sha, kind)) in &ledger.stored {
+        let (listed_sha, _) = listed.get(id).unwrap_or_else(|| {
+            let on_disk = root.join("objects").join(id).exists();
+            panic!("acknowledged {kind} upload {id} lost (in objects/: {on_disk})")
+        });
         assert_eq!(listed_sha, sha, "{id}");
         assert_eq!(&sha256_hex(&service.download(id)), sha, "{id} downloads other bytes");
     }
     for id in &ledger.deleted {
         assert!(!listed.contains_key(id), "deleted {id} is back");
     }
+    for (id, sha) in &ledger.doubtful {
+        if let Some((listed_sha, _)) = listed.get(id) {
+            assert_eq!(listed_sha, sha, "{id}, whose delete was cut off, changed");
+        }
+    }
     for (id, (sha, _)) in &listed {
         assert!(ledger.sent.contains(sha), "{id} is listed with bytes no client sent whole");
     }
     for (path, (acked, len, sha)) in &ledger.appended {
         let id = path.rsplit('/').next().unwrap();
-        if ledger.deleted.contains(id) {
+        if ledger.deleted.contains(id) || ledger.doubtful.contains_key(id) {
             continue;
         }
         let r = client().head(service.url(path)).header("Tus-Resumable", "1.0.0").send().unwrap();
         assert_eq!(r.status(), 200, "{path}: an acknowledged append is lost");
         let offset: u64 = r.headers()["upload-offset"].to_str().unwrap().parse().unwrap();
         assert!(offset >= *acked && offset <= *len, "{path}: offset {offset}, acked {acked}");
+        // Whole: the file, committed by now (by the HEAD, if a kill cut its commit short).
         if offset == *len {
-            assert_eq!(listed.get(id).map(|(s, _)| s), Some(sha), "{path} complete, not listed");
+            assert_eq!(&sha256_hex(&service.download(id)), sha, "{path}");
         }
     }
 }

@@ -292,3 +292,27 @@ fn a_restarted_server_resumes_uploads() {
     assert_eq!(patch(&url, 1_234_567, &data[1_234_567..]).status(), 204);
     assert!(service.download(id_of(&url)) == data);
 }
+
+#[test]
+fn a_head_commits_an_upload_whose_commit_a_crash_cut_short() {
+    // The state a kill between the last append and its commit leaves: every byte in, no file.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let config = upload_core::StorageConfig::Local(upload_core::LocalConfig::new(root.clone()));
+    let data = bytes(70_000, 3);
+    let id = actix_web::rt::System::new().block_on(async {
+        let storage = upload_core::Storage::open(&config).await.unwrap();
+        let new = upload_core::NewUpload { length: Some(70_000), ..Default::default() };
+        let status = storage.create_upload(new).await.unwrap();
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(data.clone().into())]);
+        let appended = storage.append(&status.id, 0, body, Default::default()).await.unwrap();
+        assert!(appended.is_finished());
+        status.id.to_string()
+    });
+    let service = Service::spawn(&[("UPLOAD__STORAGE__ROOT", root.to_str().unwrap())]);
+    assert_eq!(service.status(&format!("/files/{id}")), 404, "committed before anyone asked");
+    let head = tus(client().head(service.url(&format!("/uploads/{id}"))));
+    assert_eq!(head.status(), 200);
+    assert_eq!(header(head.headers(), "upload-offset"), Some("70000"));
+    assert_eq!(sha256_hex(&service.download(&id)), sha256_hex(&data));
+}

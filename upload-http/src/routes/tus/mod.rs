@@ -95,7 +95,22 @@ async fn head_upload(
     let id = parse_id(id)?;
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
-    match owned_upload(state, caller, &id).await {
+    let mut upload = owned_upload(state, caller, &id).await;
+    if let Ok(status) = &upload
+        && status.is_finished()
+        && !status.partial
+    {
+        // Every byte is in, the commit is not: a crash came between the last append and its
+        // commit. Commit now, or a client told the whole length would stop, and its file
+        // would never appear.
+        match state.storage.complete_upload(&id).await {
+            Ok(_) | Err(upload_core::Error::NotFound(_)) => {
+                upload = Err(ApiError::NotFound(String::new()))
+            }
+            Err(e) => return Err(state.storage_error(e)),
+        }
+    }
+    match upload {
         Ok(status) => {
             response.insert_header(("Upload-Offset", status.offset));
             match status.length {
