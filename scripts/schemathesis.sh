@@ -13,7 +13,9 @@ MAX_TIME=${MAX_TIME:-120}
 . scripts/lib/bench-common.sh
 bench_setup schemathesis
 python3 -c 'import schemathesis' 2>/dev/null || python3 -m pip install --quiet 'schemathesis==4.32.5'
-cargo build -q --locked -p upload-http --bin upload-http
+# The same features as the test build (dev-dependencies unified), so after scripts/test.sh
+# this builds nothing.
+cargo build -q --locked --workspace --tests
 
 PORT=$(free_port)
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
