@@ -9,6 +9,7 @@ mod compute;
 mod crash;
 mod files;
 mod full_disk;
+mod fuzz_corpus;
 mod handlers;
 mod hostile;
 mod http_hygiene;
