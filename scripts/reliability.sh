@@ -41,9 +41,9 @@ if [[ -n "${SHORT:-}" ]]; then
 elif cargo nextest run -p upload-http --locked --no-capture -E 'test(full_disk::)' \
   >"$WORK/disk.log" 2>&1; then
   if grep -q 'skipped:' "$WORK/disk.log"; then
-    row "full disk (ext4 64 MiB, tmpfs 64 MiB)" 2 "507 storage_full, nothing partial, reads and deletes work, uploads recover" "skipped: needs root"
+    row "full disk (ext4 64 MiB, tmpfs 64 MiB)" 2 "507 storage_full (raw, multipart, tus append), nothing partial, tus offset kept, reads and deletes work, uploads recover" "skipped: needs root"
   else
-    row "full disk (ext4 64 MiB, tmpfs 64 MiB)" 2 "507 storage_full, nothing partial, reads and deletes work, uploads recover" "pass on both"
+    row "full disk (ext4 64 MiB, tmpfs 64 MiB)" 2 "507 storage_full (raw, multipart, tus append), nothing partial, tus offset kept, reads and deletes work, uploads recover" "pass on both"
   fi
 else
   tail -n 40 "$WORK/disk.log" >&2
