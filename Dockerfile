@@ -5,7 +5,7 @@
 #   docker build --target prebuilt -t fastupload .     # from binaries built on a Debian 12 host
 #
 # The classic builder builds every stage up to its target, so the stages that need neither
-# the Rust image nor the sources (runtime-base, garage-init, prebuilt) come first.
+# the Rust image nor the sources (runtime-base, garage-init, nginx, prebuilt) come first.
 
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 ARG RUST_IMAGE=rust:1.95-slim-bookworm
@@ -40,6 +40,15 @@ FROM ${DEBIAN_IMAGE} AS garage-init
 COPY --from=dxflrs/garage:v2.5.0 /garage /usr/local/bin/garage
 COPY deploy/garage-init.sh /usr/local/bin/garage-init
 CMD ["garage-init"]
+
+# --- the load balancer of docker-compose.cluster.yml: Debian's nginx and deploy/nginx.conf ---
+FROM ${DEBIAN_IMAGE} AS nginx
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx-light \
+ && rm -rf /var/lib/apt/lists/*
+COPY deploy/nginx.conf /etc/nginx/nginx.conf
+EXPOSE 8080
+CMD ["nginx", "-g", "daemon off;"]
 
 # --- the runtime from binaries built on the host (`--target prebuilt`) ---
 FROM runtime-base AS prebuilt

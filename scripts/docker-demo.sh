@@ -23,8 +23,10 @@ die() { printf 'docker-demo: FAILED: %s\n' "$*" >&2; exit 1; }
 if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
 LOCAL=(-f docker-compose.yml -f docker-compose.local.yml)
 compose() { "${COMPOSE[@]}" "$@"; }
+CLUSTER=(-p "$COMPOSE_PROJECT_NAME-cluster" -f docker-compose.cluster.yml)
 cleanup() {
   compose down -v --remove-orphans >/dev/null 2>&1 || true
+  compose "${CLUSTER[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -83,14 +85,16 @@ if ! have_image dxflrs/garage:v2.5.0; then
 fi
 
 # --- 2. the service image from host-built binaries ---------------------------------------------
-log "building the images (Dockerfile targets prebuilt and garage-init)"
+log "building the images (Dockerfile targets prebuilt, garage-init and nginx)"
 cargo build --release --locked -q -p upload-http -p bench-client
 docker build -q --target prebuilt -t fastupload:latest . >/dev/null
 docker build -q --target garage-init -t fastupload-garage-init:latest . >/dev/null
+docker build -q --target nginx -t fastupload-nginx:latest . >/dev/null
 
 log "validating the compose files"
 compose config -q
 compose "${LOCAL[@]}" config -q
+compose "${CLUSTER[@]}" config -q
 
 # --- 3. the demo -------------------------------------------------------------------------------
 URL=http://127.0.0.1:8000
@@ -166,4 +170,43 @@ upload_roundtrip local.bin $((3 << 20))
 
 log "docker compose down -v"
 compose "${LOCAL[@]}" down -v
+
+# --- 4. the cluster: three replicas behind nginx over a three-node Garage -----------------------
+log "the cluster (docker-compose.cluster.yml): up"
+compose "${CLUSTER[@]}" up -d --no-build
+URL=http://127.0.0.1:8080
+for _ in $(seq 600); do curl -fs -o /dev/null "$URL/readyz" && break; sleep 0.2; done
+curl -fs -o /dev/null "$URL/readyz" || { compose "${CLUSTER[@]}" ps; compose "${CLUSTER[@]}" logs --no-color | tail -n 60; die "the balancer never became ready"; }
+upload_roundtrip cluster.bin $((24 << 20))
+
+log "the cluster: uploads through the balancer while a replica, a Garage node, then both die and return"
+server2=$(compose "${CLUSTER[@]}" ps -q server-2)
+garage2=$(compose "${CLUSTER[@]}" ps -q garage-2)
+# Each fault phase lasts PHASE; every phase must heal within HEAL_MS (a replica's restart and
+# its health check, or Garage's failover, and nginx's retry of a dead replica).
+PHASE=${CHAOS_PHASE:-10s} HEAL_MS=${CHAOS_HEAL_MS:-5000}
+target/release/bench-client --token "$TOKEN" --json "$WORK/chaos.json" chaos "$URL" \
+  --phase-length "$PHASE" \
+  --phase "replica killed=docker kill $server2 >/dev/null" \
+  --phase "replica back=docker start $server2 >/dev/null" \
+  --phase "node killed=docker kill $garage2 >/dev/null" \
+  --phase "node back=docker start $garage2 >/dev/null" \
+  --phase "both killed=docker kill $server2 $garage2 >/dev/null" \
+  --phase "both back=docker start $server2 $garage2 >/dev/null" ||
+  { compose "${CLUSTER[@]}" logs --no-color | tail -n 60; die "the chaos run lost or corrupted acknowledged uploads"; }
+python3 - "$WORK/chaos.json" "$HEAL_MS" <<'EOF'
+import json, sys
+report, bound = json.load(open(sys.argv[1])), float(sys.argv[2])
+for phase in report["phases"]:
+    command = phase["command"]
+    if command and not command[1]:
+        sys.exit(f"{phase['name']}: the command failed: {command[0]}")
+    healed = phase["healed_after_ms"]
+    if healed is not None and healed > bound:
+        sys.exit(f"{phase['name']}: uploads recovered only after {healed:.0f} ms (bound {bound:.0f})")
+    if phase["acknowledged"] == 0:
+        sys.exit(f"{phase['name']}: no upload was acknowledged")
+print(f"every phase healed within {bound:.0f} ms; lost {report['lost']}, corrupt {report['corrupt']}")
+EOF
+compose "${CLUSTER[@]}" down -v
 echo "docker-demo: all checks passed"

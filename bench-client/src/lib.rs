@@ -13,6 +13,7 @@
 //! # Ok::<(), bench_client::Error>(())
 //! ```
 
+mod chaos;
 mod conn;
 mod get;
 mod load;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+pub use chaos::{ChaosOptions, ChaosReport, PhaseReport, chaos};
 pub use get::{GetMode, get};
 pub use load::load;
 pub use report::{Latency, RequestReport};
@@ -44,6 +46,14 @@ pub enum Error {
     /// Requests were answered, but none with a 2xx status.
     #[error("every request to {0} failed (see the errors above)")]
     AllFailed(String),
+    /// Acknowledged uploads were missing or differed after a chaos run.
+    #[error("{lost} acknowledged uploads lost and {corrupt} corrupt")]
+    Lost {
+        /// Acknowledged, then not downloadable.
+        lost: u64,
+        /// Acknowledged, then downloaded with other bytes.
+        corrupt: u64,
+    },
     /// The report could not be written.
     #[error("cannot write {path}: {source}")]
     Json {
@@ -129,6 +139,9 @@ pub enum Command {
     },
     /// The whole original benchmark.
     Suite(SuiteOptions),
+    /// Uploads of every kind while a schedule of commands kills and restarts what serves them;
+    /// then every acknowledged upload is downloaded and compared.
+    Chaos(ChaosOptions),
 }
 
 /// What a run produced.
@@ -141,6 +154,8 @@ pub enum Output {
     Upload(UploadReport),
     /// From `suite`.
     Suite(Box<SuiteReport>),
+    /// From `chaos`.
+    Chaos(ChaosReport),
 }
 
 impl Output {
@@ -150,6 +165,7 @@ impl Output {
             Self::Requests(r) => r.render(),
             Self::Upload(u) => u.render(),
             Self::Suite(s) => s.render(),
+            Self::Chaos(c) => c.render(),
         }
     }
 }
@@ -202,6 +218,11 @@ pub fn run(opts: Opts) -> Result<Output, Error> {
                 r.requests.iter().all(|q| q.errors.get("connect") == Some(&q.requests));
             (Output::Suite(Box::new(r)), suite_opts.base_url, failed, unreachable)
         }
+        Command::Chaos(chaos_opts) => {
+            let r = chaos(&chaos_opts)?;
+            let failed = r.phases.iter().all(|p| p.acknowledged == 0);
+            (Output::Chaos(r), chaos_opts.base_url, failed, false)
+        }
     };
     #[allow(clippy::print_stdout)]
     {
@@ -217,6 +238,11 @@ pub fn run(opts: Opts) -> Result<Output, Error> {
     }
     if all_failed {
         return Err(Error::AllFailed(target));
+    }
+    if let Output::Chaos(ChaosReport { lost, corrupt, .. }) = output
+        && lost + corrupt > 0
+    {
+        return Err(Error::Lost { lost, corrupt });
     }
     Ok(output)
 }

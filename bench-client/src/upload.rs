@@ -110,7 +110,7 @@ fn chunks(seed: u64, index: usize, size: u64) -> impl Iterator<Item = Bytes> + S
 }
 
 /// The 64 KiB chunks `range` of file `index`.
-fn pieces(
+pub(crate) fn pieces(
     seed: u64,
     index: usize,
     size: u64,

@@ -227,3 +227,45 @@ fn the_cli_writes_json_and_the_suite_runs_end_to_end() {
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert!(written["uploads"][0]["mb_per_s"].as_f64().unwrap() > 0.0);
 }
+
+fn chaos_options(url: &str, phases: &[(&str, String)]) -> bench_client::ChaosOptions {
+    bench_client::ChaosOptions {
+        base_url: url.to_owned(),
+        phases: phases
+            .iter()
+            .map(|(name, command)| ((*name).to_owned(), command.clone()))
+            .collect(),
+        phase_length: Duration::from_millis(600),
+        workers: 3,
+        size: 200_000,
+        tus_chunk: 64 * 1024,
+    }
+}
+
+#[test]
+fn a_chaos_run_runs_each_phase_command_and_verifies_every_acknowledged_upload() {
+    let server = service();
+    let phases = [("calm", "true".to_owned()), ("broken command", "exit 3".to_owned())];
+    let report = bench_client::chaos(&chaos_options(&server.url, &phases)).unwrap();
+    let names: Vec<_> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["steady", "calm", "broken command"]);
+    let ran: Vec<_> = report.phases.iter().map(|p| p.command.as_ref().map(|c| c.1)).collect();
+    assert_eq!(ran, [None, Some(true), Some(false)]);
+    for phase in &report.phases {
+        assert!(phase.acknowledged > 0 && phase.failed.is_empty(), "{phase:?}");
+    }
+    // Multipart, raw and tus in turn: at least one of each in the whole run.
+    assert!(report.phases.iter().map(|p| p.acknowledged).sum::<u64>() >= 3);
+    assert_eq!((report.lost, report.corrupt), (0, 0));
+}
+
+#[test]
+fn a_chaos_run_reports_acknowledged_uploads_that_disappear() {
+    let server = service();
+    let objects = server._dir.as_ref().unwrap().path().join("data/objects");
+    // Every stored file removed behind the service's back: what was acknowledged is lost.
+    let wipe = format!("rm -rf '{}'/*", objects.display());
+    let report = bench_client::chaos(&chaos_options(&server.url, &[("wipe", wipe)])).unwrap();
+    assert!(report.lost > 0, "{report:?}");
+    assert!(report.render().contains(&format!("lost: {}", report.lost)));
+}
