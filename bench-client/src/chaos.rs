@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -132,21 +133,21 @@ pub fn chaos(opts: &ChaosOptions) -> Result<ChaosReport, Error> {
     rt.block_on(async {
         let client = crate::async_client()?;
         let base = opts.base_url.trim_end_matches('/').to_owned();
-        let phase = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let phase = Arc::new(AtomicUsize::new(0));
         let outcomes = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let mut workers = tokio::task::JoinSet::new();
         for worker in 0..opts.workers {
             let (client, base, opts) = (client.clone(), base.clone(), opts.clone());
             let (phase, outcomes, stop) = (phase.clone(), outcomes.clone(), stop.clone());
             workers.spawn(async move {
                 let mut n = worker as u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
                     let (result, resumed) = upload_one(&client, &base, &opts, n).await;
                     let finished = Instant::now();
                     // Counted in the phase it ended in: a fault fails what is in flight.
-                    let at = phase.load(std::sync::atomic::Ordering::Relaxed);
+                    let at = phase.load(Ordering::Relaxed);
                     outcomes.lock().await.push(Outcome {
                         phase: at,
                         started,
@@ -163,12 +164,12 @@ pub fn chaos(opts: &ChaosOptions) -> Result<ChaosReport, Error> {
         for (index, (_, command)) in opts.phases.iter().enumerate() {
             // The phase begins as its command does: what the command breaks is counted in it.
             let start = Instant::now();
-            phase.store(index + 1, std::sync::atomic::Ordering::Relaxed);
+            phase.store(index + 1, Ordering::Relaxed);
             let ran = run_command(command).await;
             starts.push((start, Some((command.clone(), ran))));
             tokio::time::sleep(opts.phase_length).await;
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
         while workers.join_next().await.is_some() {}
         let outcomes = std::mem::take(&mut *outcomes.lock().await);
         let (lost, corrupt) = verify(&client, &base, &outcomes).await;
@@ -262,11 +263,9 @@ async fn upload_one(
     opts: &ChaosOptions,
     n: u64,
 ) -> (Result<(String, String), String>, bool) {
-    let data: Bytes =
-        crate::upload::pieces(n, 0, opts.size, 0..opts.size.div_ceil(crate::upload::CHUNK as u64))
-            .flat_map(|chunk| chunk.to_vec())
-            .collect::<Vec<u8>>()
-            .into();
+    let chunks = opts.size.div_ceil(crate::upload::CHUNK as u64);
+    let data =
+        Bytes::from(crate::upload::pieces(n, 0, opts.size, 0..chunks).collect::<Vec<_>>().concat());
     let sha = hex::encode(Sha256::digest(&data));
     let name = format!("chaos-{n}.bin");
     let status_of = |r: &reqwest::Response| r.status().as_u16().to_string();
