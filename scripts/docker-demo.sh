@@ -184,7 +184,7 @@ server2=$(compose "${CLUSTER[@]}" ps -q server-2)
 garage2=$(compose "${CLUSTER[@]}" ps -q garage-2)
 # Each fault phase lasts PHASE; every phase must heal within HEAL_MS (a replica's restart and
 # its health check, or Garage's failover, and nginx's retry of a dead replica).
-PHASE=${CHAOS_PHASE:-10s} HEAL_MS=${CHAOS_HEAL_MS:-5000}
+PHASE=${CHAOS_PHASE:-12s} HEAL_MS=${CHAOS_HEAL_MS:-10000}
 target/release/bench-client --token "$TOKEN" --json "$WORK/chaos.json" chaos "$URL" \
   --phase-length "$PHASE" \
   --phase "replica killed=docker kill $server2 >/dev/null" \
