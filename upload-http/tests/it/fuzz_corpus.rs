@@ -9,8 +9,14 @@ use crate::common::*;
 #[path = "../../../fuzz/src/exchange.rs"]
 mod exchange;
 
+/// The committed corpus of `target`, or the one under `$FUZZ_CORPUS` (e.g. `target/fuzz-corpus`,
+/// where a fuzz run keeps what it found).
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let root = std::env::var_os("FUZZ_CORPUS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus"),
+        PathBuf::from,
+    );
+    let dir = root.join(target);
     let mut inputs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
