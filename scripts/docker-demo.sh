@@ -208,5 +208,54 @@ for phase in report["phases"]:
         sys.exit(f"{phase['name']}: no upload was acknowledged")
 print(f"every phase healed within {bound:.0f} ms; lost {report['lost']}, corrupt {report['corrupt']}")
 EOF
+
+log "the cluster: a tus upload whose replica dies mid-PATCH is finished through the balancer"
+TUS=(-H 'Tus-Resumable: 1.0.0')
+size=$((24 << 20))
+head -c "$size" /dev/urandom >"$WORK/resume.bin"
+location=$(curl -fsS "${AUTH[@]}" "${TUS[@]}" -H "Upload-Length: $size" -X POST -D - -o /dev/null "$URL/uploads/" |
+  tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+[[ -n $location ]] || die "no tus upload was created"
+# A first PATCH of 8 MiB is acknowledged; the second, slow one is cut by the kill.
+first=$((8 << 20))
+head -c "$first" "$WORK/resume.bin" | curl -fsS "${AUTH[@]}" "${TUS[@]}" -H 'Upload-Offset: 0' \
+  -H 'Content-Type: application/offset+octet-stream' -X PATCH --data-binary @- "$URL$location" >/dev/null
+tail -c +$((first + 1)) "$WORK/resume.bin" | curl -fsS "${AUTH[@]}" "${TUS[@]}" -H "Upload-Offset: $first" \
+  -H 'Content-Type: application/offset+octet-stream' --limit-rate 4M -X PATCH --data-binary @- \
+  "$URL$location" >/dev/null 2>&1 &
+patch=$!
+# The replica receiving it: the one with an upload in flight (addressed directly, fixed addresses).
+victim=
+for _ in $(seq 100); do
+  for n in 1 2 3; do
+    curl -fs "${AUTH[@]}" "http://10.213.47.1$n:8000/metrics" | grep -q '^uploads_in_flight [1-9]' && { victim=$n; break 2; }
+  done
+  sleep 0.1
+done
+[[ -n $victim ]] || die "no replica was receiving the PATCH"
+sleep 1
+docker kill "$(compose "${CLUSTER[@]}" ps -q "server-$victim")" >/dev/null
+wait "$patch" && die "the PATCH finished although its replica was killed"
+offset=
+for _ in $(seq 60); do
+  offset=$(curl -fsS "${AUTH[@]}" "${TUS[@]}" -I "$URL$location" | tr -d '\r' | awk 'tolower($1) == "upload-offset:" { print $2 }') && [[ -n $offset ]] && break
+  sleep 0.5
+done
+# What was acknowledged is kept; what the killed replica had not committed is sent again.
+((offset >= first && offset < size)) || die "the offset after the kill is '$offset' of $size"
+# The killed replica's lease on the upload lapses within 15 s: until then another replica says 423.
+status=
+for _ in $(seq 40); do
+  status=$(tail -c +$((offset + 1)) "$WORK/resume.bin" | curl -sS -o /dev/null -w '%{http_code}' "${AUTH[@]}" "${TUS[@]}" \
+    -H "Upload-Offset: $offset" -H 'Content-Type: application/offset+octet-stream' -X PATCH --data-binary @- "$URL$location") || true
+  [[ $status == 204 ]] && break
+  sleep 0.5
+done
+[[ $status == 204 ]] || die "the rest of the upload was refused ($status)"
+curl -fsS "${AUTH[@]}" -o "$WORK/resume.back" "$URL/files/${location##*/}"
+[[ $(sha "$WORK/resume.bin") == $(sha "$WORK/resume.back") ]] || die "the resumed upload downloads other bytes"
+echo "a PATCH cut at $offset of $size bytes by killing server-$victim was finished on another replica; SHA-256 matches"
+docker start "$(compose "${CLUSTER[@]}" ps -q "server-$victim")" >/dev/null
+
 compose "${CLUSTER[@]}" down -v
 echo "docker-demo: all checks passed"
