@@ -60,7 +60,8 @@ pub struct PhaseReport {
     pub resumed: u64,
     /// Time to acknowledge, of the acknowledged.
     pub latency: Latency,
-    /// From the command to the last failure in the phase; `None` when none failed.
+    /// From the command to the start of the first upload acknowledged after the phase's last
+    /// failure ended (to that failure's end when none was); `None` when none failed.
     pub healed_after_ms: Option<f64>,
 }
 
@@ -213,7 +214,7 @@ fn phase_report(
     let healed_after_ms = last_failure.map(|last| {
         let healed =
             mine.iter().filter(|o| o.result.is_ok() && o.started >= last).map(|o| o.started).min();
-        // Not healed within the phase: the whole phase.
+        // Nothing acknowledged since within the phase: the last failure's end.
         healed.unwrap_or(last).saturating_duration_since(start).as_secs_f64() * 1e3
     });
     PhaseReport {
