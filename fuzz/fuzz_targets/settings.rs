@@ -7,14 +7,11 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../src/settings_input.rs"]
+mod settings_input;
+
 fuzz_target!(|input: &[u8]| {
-    let text = String::from_utf8_lossy(input);
-    let (file, env) = text.split_once("\n---\n").unwrap_or((&text, ""));
-    let env: Vec<(String, String)> = env
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let (file, env) = settings_input::split(input);
     let Ok(mut settings_file) = tempfile::Builder::new().suffix(".toml").tempfile() else {
         return;
     };

@@ -8,6 +8,8 @@ use crate::common::*;
 
 #[path = "../../../fuzz/src/exchange.rs"]
 mod exchange;
+#[path = "../../../fuzz/src/settings_input.rs"]
+mod settings_input;
 
 /// The committed corpus of `target`, or the one under `$FUZZ_CORPUS` (e.g. `target/fuzz-corpus`,
 /// where a fuzz run keeps what it found).
@@ -67,15 +69,10 @@ fn settings_corpus_loads_or_errs() {
     let dir = tempfile::tempdir().unwrap();
     let mut valid = 0;
     for (_, input) in corpus("settings") {
-        let text = String::from_utf8_lossy(&input);
-        let (file, env) = text.split_once("\n---\n").unwrap_or((&text, ""));
-        let env = env
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let (file, env) = settings_input::split(&input);
         let path = dir.path().join("settings.toml");
         std::fs::write(&path, file).unwrap();
-        if let Ok(raw) = upload_http::RawSettings::load(Some(&path), env.collect::<Vec<_>>()) {
+        if let Ok(raw) = upload_http::RawSettings::load(Some(&path), env) {
             valid += usize::from(raw.validate().is_ok());
         }
     }
