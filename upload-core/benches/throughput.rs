@@ -1,5 +1,5 @@
 //! Streams 4 x 20 MiB and 1 x 2 GiB through the local backend (fsync on) in
-//! 64 KiB chunks, as configured by default (direct I/O past 64 MiB) and
+//! 64 KiB chunks, as configured by default (direct I/O past one write batch) and
 //! through the page cache only (`direct_io = false`),
 //! next to a plain `std::fs` write + fsync of the same bytes in the same run,
 //! and reports the ratios and the peak RSS of a 2 GiB put.

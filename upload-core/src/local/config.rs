@@ -15,10 +15,11 @@ pub struct LocalConfig {
     /// before reporting it stored. Turning it off trades crash safety for speed.
     #[serde(default = "default_fsync")]
     pub fsync: bool,
-    /// Write the data of bodies past 64 MiB with direct I/O (`O_DIRECT`),
-    /// where the file system takes it (else through the page cache, as
-    /// smaller bodies always are). Direct writes skip the kernel's copy into
-    /// the page cache, the largest CPU cost of storing a large body; its data
+    /// Write the data of bodies with direct I/O (`O_DIRECT`), where the file
+    /// system takes it (else through the page cache, as a body shorter than
+    /// one write batch, [`WRITE_CHUNK`](crate::WRITE_CHUNK), always is).
+    /// Direct writes skip the kernel's copy into the page cache, the largest
+    /// CPU cost of storing a body; its data
     /// then reaches the device before the upload returns, so turn this off
     /// where the device is much slower than memory and `fsync` is off.
     #[serde(default = "default_direct_io")]

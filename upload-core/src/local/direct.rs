@@ -8,15 +8,6 @@ use std::path::Path;
 
 use crate::ObjectId;
 
-/// Bodies are written through the page cache up to this size, which suits
-/// small files best (the kernel writes them back in parallel), and with direct
-/// I/O beyond it, which spares large ones the page-cache copy: on this
-/// project's benchmark machine, 0.5-0.65x of a plain write + fsync for 2 GiB
-/// through the page cache, 1.0-1.2x direct (`cargo bench -p upload-core`).
-pub(super) const DIRECT_FROM: u64 = 64 << 20;
-/// Bytes gathered per direct write.
-pub(super) const DIRECT_BUFFER: usize = 4 << 20;
-
 /// Direct I/O needs buffers, offsets and lengths aligned to the device's
 /// logical block: 4 KiB covers 512-byte and 4 KiB sectors alike.
 pub(super) const DIO_ALIGN: usize = 4096;

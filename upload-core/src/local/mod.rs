@@ -35,7 +35,7 @@ mod uploads;
 mod write;
 
 pub use config::LocalConfig;
-use direct::{DIRECT_FROM, direct_io_works};
+use direct::direct_io_works;
 use index::Index;
 use marks::{COUNTERS, EXPIRY, Marks};
 use uploads::LocalUploads;
@@ -153,8 +153,7 @@ impl LocalStore {
             fs::create_dir(&dir)?;
             let guard = TempGuard { path: dir, armed: true };
             let file = create_data_file(&guard.path)?;
-            let direct_from = direct.then_some(DIRECT_FROM);
-            Ok(Job { file, offset: 0, fsync, direct_from, staging: None, eager: false, guard })
+            Ok(Job { file, offset: 0, fsync, direct, staging: None, guard })
         })
         .await?;
         Ok(LocalSink::new(job, self.objects.clone(), Arc::clone(&self.index)))

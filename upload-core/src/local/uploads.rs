@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use time::OffsetDateTime;
 
-use super::direct::DIRECT_FROM;
 use super::index::Index;
 use super::layout::{
     DATA, META, STATE, STATE_NEXT, TempGuard, create_data_file, not_found, read_json,
@@ -130,8 +129,7 @@ impl UploadStore for LocalUploads {
             file.set_len(offset)?;
             file.seek(SeekFrom::Start(offset))?;
             let guard = TempGuard { path: dir, armed: false };
-            let direct_from = direct.then_some(DIRECT_FROM);
-            Ok(Job { file, offset, fsync, direct_from, staging: None, eager: true, guard })
+            Ok(Job { file, offset, fsync, direct, staging: None, guard })
         })
         .await?;
         Ok(LocalSink::new(job, self.objects.clone(), Arc::clone(&self.index)))
@@ -166,15 +164,7 @@ impl UploadStore for LocalUploads {
             // Left by a commit that crashed before its rename.
             let _ = fs::remove_file(dir.join(META));
             let guard = TempGuard { path: dir, armed: false };
-            let job = Job {
-                file,
-                offset: 0,
-                fsync,
-                direct_from: None,
-                staging: None,
-                eager: false,
-                guard,
-            };
+            let job = Job { file, offset: 0, fsync, direct: false, staging: None, guard };
             let target = objects.join(id.to_string());
             job.commit(&meta, &target, &objects)?;
             index.insert(id);
@@ -234,15 +224,7 @@ impl UploadStore for LocalUploads {
             }
             info.sha256 = hex::encode(sha256.finalize());
             let meta = serde_json::to_vec_pretty(&info).map_err(io::Error::other)?;
-            let job = Job {
-                file,
-                offset: info.size,
-                fsync,
-                direct_from: None,
-                staging: None,
-                eager: false,
-                guard,
-            };
+            let job = Job { file, offset: info.size, fsync, direct: false, staging: None, guard };
             job.commit(&meta, &objects.join(info.id.to_string()), &objects)?;
             index.insert(info.id);
             Ok(info)

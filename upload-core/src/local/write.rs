@@ -1,5 +1,5 @@
-//! One upload's writes: batches into its data file (through the page cache,
-//! then direct past a size), made durable, committed by a rename.
+//! One upload's writes: batches into its data file (direct, unless the
+//! body is one short batch), made durable, committed by a rename.
 
 use std::fs::{self, File};
 use std::io::{self, IoSlice, Write};
@@ -9,12 +9,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::direct::{AlignedBuf, DIO_ALIGN, DIRECT_BUFFER, set_direct, start_writeback};
+use super::direct::{AlignedBuf, DIO_ALIGN, set_direct, start_writeback};
 use super::index::Index;
 use super::layout::{META, TempGuard, sync_dir};
 use crate::backend::{Batch, ObjectSink, Sink, WRITE_CHUNK};
 use crate::offload::{Worker, blocking};
 use crate::{Error, FileInfo, Result};
+
+/// Holds a whole batch (they are under `2 * WRITE_CHUNK`) after the partial
+/// block left by the one before, so each batch is one write.
+const STAGING: usize = 2 * WRITE_CHUNK + DIO_ALIGN;
 
 /// One upload's file and temp directory. It travels into each blocking write
 /// (see [`Worker`]), so a dropped upload is cleaned up exactly once, after
@@ -24,21 +28,24 @@ pub(super) struct Job {
     /// Bytes written to `file` so far.
     pub(super) offset: u64,
     pub(super) fsync: bool,
-    /// The size past which the file is written with direct I/O, if it may be.
-    pub(super) direct_from: Option<u64>,
-    /// Once direct: the aligned buffer bytes gather in until a full one is written.
+    /// Whether the file may be written with direct I/O.
+    pub(super) direct: bool,
+    /// Once direct: the aligned buffer each batch is copied into, and written
+    /// from, whole blocks at once; the partial block left over stays for the next.
     pub(super) staging: Option<AlignedBuf>,
-    /// Once direct, write the whole blocks of every batch at once rather than
-    /// a full buffer: an append, whose client waits for the last byte to be
-    /// written, then has at most a block and the last batch left at its end.
-    pub(super) eager: bool,
     pub(super) guard: TempGuard,
 }
 
 impl Job {
     fn write(&mut self, batch: &[Bytes]) -> io::Result<()> {
         if self.staging.is_none() {
-            if self.direct_from.is_none_or(|from| self.offset < from) {
+            // Only the last batch of a body is short, so a short first one is
+            // the whole body: the page cache suits it (nothing to align, the
+            // kernel writes it back). Longer bodies go direct from their first
+            // byte, sparing the page-cache copy, the largest cost of a write
+            // here (BENCHMARKS.md, "Upload CPU work").
+            let len: usize = batch.iter().map(Bytes::len).sum();
+            if !self.direct || len < WRITE_CHUNK {
                 return self.write_buffered(batch);
             }
             self.go_direct()?;
@@ -56,7 +63,7 @@ impl Job {
             }
         }
         let whole = staging.len / DIO_ALIGN * DIO_ALIGN;
-        if self.eager && whole > 0 {
+        if whole > 0 {
             self.file.write_all_at(&staging.filled()[..whole], self.offset)?;
             self.offset += whole as u64;
             staging.consume(whole);
@@ -83,8 +90,7 @@ impl Job {
     /// boundary: the last partial block, still in the page cache, is read
     /// back into the staging buffer and written again from there.
     fn go_direct(&mut self) -> io::Result<()> {
-        // Eager, the buffer holds about a batch: an append allocates less.
-        let mut staging = AlignedBuf::new(if self.eager { WRITE_CHUNK } else { DIRECT_BUFFER });
+        let mut staging = AlignedBuf::new(STAGING);
         let start = self.offset - self.offset % DIO_ALIGN as u64;
         let head = (self.offset - start) as usize;
         self.file.read_exact_at(&mut staging.bytes()[..head], start)?;
@@ -202,20 +208,12 @@ mod tests {
         (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
-    /// A job as `begin` makes it, switching to direct I/O past `from` bytes.
-    fn job(dir: &Path, from: u64) -> Job {
+    /// A job as `begin` makes it, with direct I/O allowed.
+    fn job(dir: &Path) -> Job {
         let guard = TempGuard { path: dir.join("upload"), armed: true };
         fs::create_dir(&guard.path).unwrap();
         let file = create_data_file(&guard.path).unwrap();
-        Job {
-            file,
-            offset: 0,
-            fsync: true,
-            direct_from: Some(from),
-            staging: None,
-            eager: false,
-            guard,
-        }
+        Job { file, offset: 0, fsync: true, direct: true, staging: None, guard }
     }
 
     #[cfg(target_os = "linux")]
@@ -225,8 +223,9 @@ mod tests {
         unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) & libc::O_DIRECT != 0 }
     }
 
-    /// Batches of odd sizes, so the switch to direct I/O happens mid-block
-    /// and the file ends mid-block: the bytes on disk are exactly those sent.
+    /// Batches of odd sizes: short first ones stay buffered, so the switch to
+    /// direct I/O happens mid-block, and the file ends mid-block: the bytes on
+    /// disk are exactly those sent.
     #[test]
     fn switching_to_direct_io_mid_block_keeps_every_byte() {
         let dir = tempfile::tempdir().unwrap();
@@ -235,13 +234,13 @@ mod tests {
             return;
         }
         let cases = [
-            (5_000, &[4_999, 3, DIRECT_BUFFER + 17, 1, 12_345][..]),
-            (0, &[DIRECT_BUFFER, DIRECT_BUFFER][..]),
-            (1, &[1, 2 * DIRECT_BUFFER + 1][..]),
+            &[4_999, 3, STAGING + 17, 1, 12_345][..],
+            &[STAGING, STAGING][..],
+            &[1, 2 * STAGING + 1][..],
+            &[WRITE_CHUNK, 5][..],
         ];
-        for ((from, sizes), eager) in cases.iter().flat_map(|c| [(*c, false), (*c, true)]) {
-            let mut job = job(dir.path(), from);
-            job.eager = eager;
+        for sizes in cases {
+            let mut job = job(dir.path());
             let mut sent = Vec::new();
             for (i, &size) in sizes.iter().enumerate() {
                 let piece = pattern(size, i as u8);
@@ -250,21 +249,21 @@ mod tests {
                 let (a, b) = piece.split_at(size / 2);
                 job.write(&[Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)]).unwrap();
             }
-            assert!(job.staging.is_some(), "past {from} bytes the job writes directly");
+            assert!(job.staging.is_some(), "{sizes:?}: a full batch goes direct");
             #[cfg(target_os = "linux")]
             assert!(is_direct(&job.file));
             job.finish().unwrap();
             assert_eq!(job.offset, sent.len() as u64);
             let stored = fs::read(job.guard.path.join(DATA)).unwrap();
-            assert_eq!(stored.len(), sent.len(), "from {from}");
-            assert!(stored == sent, "from {from}: contents differ");
+            assert_eq!(stored.len(), sent.len(), "{sizes:?}");
+            assert!(stored == sent, "{sizes:?}: contents differ");
         }
     }
 
     #[test]
-    fn below_the_threshold_writes_stay_buffered() {
+    fn a_body_of_one_short_batch_stays_buffered() {
         let dir = tempfile::tempdir().unwrap();
-        let mut job = job(dir.path(), 1 << 20);
+        let mut job = job(dir.path());
         job.write(&[Bytes::from(pattern(1000, 7))]).unwrap();
         job.finish().unwrap();
         assert!(job.staging.is_none());
