@@ -3,6 +3,7 @@
 # all on 127.0.0.1, every loop bounded. Prints one table; medians of REPS runs.
 #
 #   scripts/bench-http.sh            # REPS=3 by default; needs nginx, wrk, python3
+#   BEFORE=REV scripts/bench-http.sh # adds the upload rows of the service built at git revision REV
 #
 # Installs what is missing (nginx-light and wrk from apt, FastAPI/uvicorn into a venv under
 # target/), and stops only the processes it started.
@@ -26,6 +27,15 @@ if ! "$VENV/bin/python" -c 'import aiohttp, fastapi, multipart, uvicorn' 2>/dev/
 fi
 cargo build --release -q -p upload-http --bin upload-http --example bare
 SERVICE=$ROOT/target/release/upload-http
+# The service as it was at BEFORE, built in a worktree beside this one's target directory, so
+# an optimisation is measured against what it replaces in the same run.
+if [[ -n ${BEFORE:-} ]]; then
+  log "building the service at $BEFORE"
+  git worktree add -q --detach "$WORK/before" "$BEFORE"
+  CARGO_TARGET_DIR=$ROOT/target/before cargo build --release -q --manifest-path "$WORK/before/Cargo.toml" \
+    -p upload-http --bin upload-http
+  git worktree remove --force "$WORK/before"
+fi
 
 # --- helpers -----------------------------------------------------------------------------
 wait_http() { # URL: up to 10 s
@@ -34,10 +44,10 @@ wait_http() { # URL: up to 10 s
 }
 # start_service NAME PORT [VAR=VALUE ...]: the service with its own data dir; sets SVC_PID
 start_service() {
-  local name=$1 port=$2; shift 2
+  local name=$1 port=$2 bin=${SERVICE_BIN:-$SERVICE}; shift 2
   env UPLOAD__SERVER__PORT="$port" UPLOAD__STORAGE__ROOT="$WORK/data-$name" UPLOAD__SERVER__WORKERS=2 \
     UPLOAD__LIMITS__MAX_FILE_SIZE=3GiB UPLOAD__LIMITS__MAX_REQUEST_SIZE=3GiB "$@" \
-    "$SERVICE" >"$WORK/$name.log" 2>&1 &
+    "$bin" >"$WORK/$name.log" 2>&1 &
   SVC_PID=$!
   PIDS+=("$SVC_PID")
   wait_http "http://127.0.0.1:$port/healthz"
@@ -130,6 +140,13 @@ for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$P_AIOHTTP/" && b
 P_NOSYNC=$(free_port) P_SYNC=$(free_port)
 start_service nosync "$P_NOSYNC" UPLOAD__STORAGE__FSYNC=false RUST_LOG=warn; NOSYNC_PID=$SVC_PID
 start_service sync "$P_SYNC" RUST_LOG=warn; SYNC_PID=$SVC_PID
+P_BEFORE=0 BEFORE_PID=0
+if [[ -n ${BEFORE:-} ]]; then
+  P_BEFORE=$(free_port)
+  SERVICE_BIN=$ROOT/target/before/release/upload-http start_service before "$P_BEFORE" \
+    UPLOAD__STORAGE__FSYNC=false RUST_LOG=warn
+  BEFORE_PID=$SVC_PID
+fi
 
 declare -A T
 for rep in $(seq "$REPS"); do
@@ -147,6 +164,11 @@ for rep in $(seq "$REPS"); do
     T[nosync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_NOSYNC/files") "
     T[cpu_nosync_$mode]+="$(($(cpu_ms "$NOSYNC_PID") - cpu)) "
     T[sync_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_SYNC/files") "
+    if ((BEFORE_PID)); then
+      cpu=$(cpu_ms "$BEFORE_PID")
+      T[before_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_BEFORE/files") "
+      T[cpu_before_$mode]+="$(($(cpu_ms "$BEFORE_PID") - cpu)) "
+    fi
     cpu=$(cpu_ms "$AIOHTTP_PID")
     T[aiohttp_$mode]+="$(upload_batch $mode "http://127.0.0.1:$P_AIOHTTP/files") "
     T[cpu_aiohttp_$mode]+="$(($(cpu_ms "$AIOHTTP_PID") - cpu)) "
@@ -165,7 +187,8 @@ echo "4 x 20 MB multipart uploads with curl (MB/s, median of $REPS)"
 printf '%-44s %10s %10s\n' "" parallel serial
 for row in "nginx client_body_in_file_only (no parse):nginx" "nginx, then openssl sha256 of stored files:hashed" \
   "aiohttp, parts streamed to disk (no hash):aiohttp" "original FastAPI app (file read whole):fastapi" \
-  "service, fsync = false:nosync" "service, fsync = true (default):sync"; do
+  "service, fsync = false:nosync" "service, fsync = true (default):sync" \
+  ${BEFORE:+"service at $BEFORE, fsync = false:before"}; do
   printf '%-44s %10s %10s\n' "${row%%:*}" "$(rate "${row##*:}_parallel")" "$(rate "${row##*:}_serial")"
 done
 printf '%-44s %10s\n' "dd conv=fdatasync, same 80 MB" "$(rate dd)"
@@ -179,7 +202,8 @@ done
 med_ms() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median; }
 echo "server CPU per 80 MB (ms): nginx $(med_ms cpu_nginx_parallel) parallel, $(med_ms cpu_nginx_serial) serial;" \
   "aiohttp $(med_ms cpu_aiohttp_parallel) parallel, $(med_ms cpu_aiohttp_serial) serial;" \
-  "service (fsync off) $(med_ms cpu_nosync_parallel) parallel, $(med_ms cpu_nosync_serial) serial"
+  "service (fsync off) $(med_ms cpu_nosync_parallel) parallel, $(med_ms cpu_nosync_serial) serial" \
+  ${BEFORE:+"; service at $BEFORE (fsync off) $(med_ms cpu_before_parallel) parallel, $(med_ms cpu_before_serial) serial"}
 awk -v a="$(rate sync_parallel)" -v b="$(rate dd)" -v c="$(rate sync_serial)" \
   'BEGIN {printf "service (fsync on) / dd fdatasync: %.2fx parallel, %.2fx serial\n", a / b, c / b}'
 
@@ -203,7 +227,8 @@ for rep in $(seq "$REPS"); do
   for mode in parallel serial; do
     for srv in "nginx $NGINX_PID http://127.0.0.1:$NGINX_PORT/upload" \
       "aiohttp $AIOHTTP_PID http://127.0.0.1:$P_AIOHTTP/files" \
-      "nosync $NOSYNC_PID http://127.0.0.1:$P_NOSYNC/files" "sync $SYNC_PID http://127.0.0.1:$P_SYNC/files"; do
+      "nosync $NOSYNC_PID http://127.0.0.1:$P_NOSYNC/files" "sync $SYNC_PID http://127.0.0.1:$P_SYNC/files" \
+      ${BEFORE:+"before $BEFORE_PID http://127.0.0.1:$P_BEFORE/files"}; do
       read -r name pid url <<<"$srv"
       cpu=$(cpu_ms "$pid")
       W[${name}_$mode]+="$(raw_batch $mode "$url") "
@@ -218,7 +243,8 @@ echo
 echo "4 x 20 MB raw PUT uploads with curl -T (MB/s and server CPU ms per MB, median of $REPS)"
 printf '%-44s %10s %10s %12s %12s\n' "" parallel serial "ms/MB par" "ms/MB ser"
 for row in "nginx client_body_in_file_only (no hash):nginx" "aiohttp iter_chunked to disk (no hash):aiohttp" \
-  "service, fsync = false:nosync" "service, fsync = true (default):sync"; do
+  "service, fsync = false:nosync" "service, fsync = true (default):sync" \
+  ${BEFORE:+"service at $BEFORE, fsync = false:before"}; do
   n=${row##*:}
   printf '%-44s %10s %10s %12s %12s\n' "${row%%:*}" "$(wrate "${n}_parallel")" "$(wrate "${n}_serial")" \
     "$(wcpu "${n}_parallel")" "$(wcpu "${n}_serial")"
@@ -230,9 +256,16 @@ for ref in nginx aiohttp; do
 done
 awk -v a="$(wrate sync_parallel)" -v b="$(wrate nosync_parallel)" -v c="$(wrate sync_serial)" -v d="$(wrate nosync_serial)" \
   'BEGIN {printf "raw: service fsync on / off: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
+awk -v a="$(rate sync_parallel)" -v b="$(rate nosync_parallel)" -v c="$(rate sync_serial)" -v d="$(rate nosync_serial)" \
+  'BEGIN {printf "multipart: service fsync on / off: %.2fx parallel, %.2fx serial\n", a / b, c / d}'
+if [[ -n ${BEFORE:-} ]]; then
+  awk -v a="$(rate nosync_parallel)" -v b="$(rate before_parallel)" -v c="$(rate nosync_serial)" -v d="$(rate before_serial)" \
+    -v e="$(wrate nosync_parallel)" -v f="$(wrate before_parallel)" -v g="$(wrate nosync_serial)" -v h="$(wrate before_serial)" \
+    'BEGIN {printf "service now / at BEFORE (fsync off): multipart %.2fx parallel, %.2fx serial; raw %.2fx parallel, %.2fx serial\n", a / b, c / d, e / f, g / h}'
+fi
 sha_ms=$(echo "${T[sha_serial]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.2f", $1 * 1000 / 80}')
 echo "SHA-256 of the stored files with openssl, one at a time: $sha_ms ms/MB (wall time of one core)"
-stop "$NGINX_PID"; stop "$AIOHTTP_PID"
+stop "$NGINX_PID"; stop "$AIOHTTP_PID"; ((BEFORE_PID)) && stop "$BEFORE_PID"
 
 # --- 2. memory while receiving 2 GiB ---------------------------------------------------------
 log "2 GiB upload, sampling RSS"

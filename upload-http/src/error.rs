@@ -1,7 +1,6 @@
 //! Every error response comes from here: one table decides the status and
 //! the `code`, so clients can rely on both.
 
-use actix_multipart::MultipartError;
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -243,18 +242,15 @@ pub(crate) enum BodyError {
     Cutoff(#[from] Cutoff),
     #[error("malformed multipart body: {0}")]
     Malformed(String),
-    /// actix-multipart's buffer filled before a part's headers ended.
+    /// A part's headers went past [`MAX_HEADERS`](crate::multipart::MAX_HEADERS).
     #[error(
         "a part's headers, or the text before the first boundary, exceed the limit of {} bytes",
-        MULTIPART_BUFFER
+        crate::multipart::MAX_HEADERS
     )]
     PartHeadersTooLarge,
     #[error("the request body could not be read: {0}")]
     Incomplete(String),
 }
-
-/// actix-multipart's default buffer: the most a part's headers may take.
-const MULTIPART_BUFFER: usize = 64 * 1024;
 
 impl BodyError {
     pub(crate) fn from_payload(e: PayloadError) -> Self {
@@ -264,15 +260,6 @@ impl BodyError {
                 Self::Cutoff(*inner.downcast::<Cutoff>().expect("checked above"))
             }
             other => Self::Incomplete(other.to_string()),
-        }
-    }
-
-    pub(crate) fn from_multipart(e: MultipartError) -> Self {
-        match e {
-            // Our body reports its limits as I/O errors: an overflow is multipart's own buffer.
-            MultipartError::Payload(PayloadError::Overflow) => Self::PartHeadersTooLarge,
-            MultipartError::Payload(payload) => Self::from_payload(payload),
-            other => Self::Malformed(other.to_string()),
         }
     }
 }

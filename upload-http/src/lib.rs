@@ -19,6 +19,7 @@ mod client_noise;
 mod cors;
 mod error;
 mod log_writer;
+mod multipart;
 mod openapi;
 mod probe;
 mod quota;

@@ -1,11 +1,13 @@
 //! The files API: multipart and raw uploads, listing, download (`download.rs`), delete.
 
-use actix_multipart::Multipart;
+use std::pin::pin;
+
 use actix_web::http::Method;
 use actix_web::http::header::{self, ContentDisposition, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use futures_util::{StreamExt, TryStreamExt};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use upload_core::{FileInfo, FileName, ObjectId, Page, PutGroup, PutOptions};
 
@@ -16,6 +18,7 @@ pub(crate) use download::{__path_download, download};
 use super::retention::{EXPIRES_AFTER, retention};
 use crate::auth::{Caller, Listing, Scope};
 use crate::error::{ApiError, BodyError, ErrorBody};
+use crate::multipart::{self, Multipart};
 use crate::openapi::{Binary, MultipartUpload};
 use crate::settings::Limits;
 use crate::state::AppState;
@@ -64,18 +67,18 @@ pub(crate) async fn upload_multipart(
     if !is_multipart {
         return Err(ApiError::UnsupportedMediaType("expected a multipart/form-data body".into()));
     }
-    let body = state.body(payload, &caller);
-    let mut multipart = Multipart::new(req.headers(), body);
+    let boundary =
+        multipart::boundary(req.headers()).map_err(|e| ApiError::from_body(e, limits))?;
+    let mut parts = Multipart::new(state.body(payload, &caller), &boundary);
     // All or nothing, whatever ends the request: dropped with this future
     // (client gone, shutdown), the group takes its files back.
     let mut stored = PutGroup::new(&state.storage);
     let result = async {
-        while let Some(field) = multipart.next().await {
-            let field =
-                field.map_err(|e| ApiError::from_body(BodyError::from_multipart(e), limits))?;
-            let Some(filename) = field.content_disposition().and_then(part_filename) else {
-                if field.name() == Some(EXPIRES_AFTER_FIELD) {
-                    let value = small_field(field, limits).await?;
+        let body_error = |e| ApiError::from_body(e, limits);
+        while let Some(part) = parts.next_part().await.map_err(body_error)? {
+            let Some(filename) = part_filename(&part.disposition) else {
+                if part.disposition.get_name() == Some(EXPIRES_AFTER_FIELD) {
+                    let value = small_field(parts.body(), limits).await?;
                     retention =
                         super::retention::retention(&caller, Some(&value), &state.settings)?;
                 }
@@ -89,14 +92,13 @@ pub(crate) async fn upload_multipart(
             }
             let opts = PutOptions {
                 filename: FileName::sanitize(&filename).ok(),
-                content_type: field.content_type().map(ToString::to_string),
+                content_type: part.content_type,
                 max_size: Some(limits.max_file_size),
                 expected_sha256: None,
                 retention: retention.clone(),
             };
             let _in_flight = state.metrics.upload_in_flight();
-            let field = field.map(|chunk| chunk.map_err(BodyError::from_multipart));
-            stored.put(field, opts).await.map_err(|e| state.storage_error(e))?;
+            stored.put(parts.body(), opts).await.map_err(|e| state.storage_error(e))?;
         }
         Ok(())
     }
@@ -113,9 +115,12 @@ pub(crate) async fn upload_multipart(
 }
 
 /// A plain form field's value, up to 64 bytes.
-async fn small_field(field: actix_multipart::Field, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+async fn small_field(
+    field: impl Stream<Item = Result<Bytes, BodyError>>,
+    limits: &Limits,
+) -> Result<Vec<u8>, ApiError> {
     let mut value = Vec::new();
-    let mut field = field.map_err(|e| ApiError::from_body(BodyError::from_multipart(e), limits));
+    let mut field = pin!(field.map_err(|e| ApiError::from_body(e, limits)));
     while let Some(chunk) = field.try_next().await? {
         value.extend_from_slice(&chunk);
         if value.len() > 64 {
