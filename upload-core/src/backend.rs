@@ -41,7 +41,8 @@ impl std::fmt::Debug for Object {
 /// saved must leave nothing behind.
 pub(crate) trait Sink {
     /// Stores the next batch. Returns as soon as it is queued, so the caller
-    /// keeps receiving while it is written.
+    /// keeps receiving while it is written. Takes the batch only as it
+    /// returns `Ok`: dropped while it waits, it has taken none of it.
     async fn write(&mut self, batch: Batch) -> Result<()>;
     /// Waits for every write and makes the bytes durable (not yet visible).
     async fn finish(&mut self) -> Result<()>;

@@ -6,7 +6,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinError;
 
 use crate::{Error, Result};
@@ -64,7 +64,25 @@ impl<T: Send + 'static> Worker<T> {
     where
         F: FnOnce(&mut T) -> io::Result<()> + Send + 'static,
     {
-        self.shared.room.acquire().await.map_err(io::Error::other)?.forget();
+        let room = self.reserve().await?;
+        self.submit_reserved(room, work)
+    }
+
+    /// Waits for room for one more job, which [`submit_reserved`](Self::submit_reserved)
+    /// then queues at once. Dropped unused, the room is given back.
+    pub(crate) async fn reserve(&self) -> Result<SemaphorePermit<'_>> {
+        Ok(self.shared.room.acquire().await.map_err(io::Error::other)?)
+    }
+
+    /// Queues `work` in the room reserved, without waiting.
+    ///
+    /// # Errors
+    /// The error of an earlier job, which stops the worker.
+    pub(crate) fn submit_reserved<F>(&self, room: SemaphorePermit<'_>, work: F) -> Result<()>
+    where
+        F: FnOnce(&mut T) -> io::Result<()> + Send + 'static,
+    {
+        room.forget();
         let mut inner = self.shared.lock();
         if inner.failed {
             drop(inner);

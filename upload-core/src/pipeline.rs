@@ -41,14 +41,15 @@ pub(crate) struct Received {
 }
 
 /// A body on its way into a sink: its chunks are counted against the
-/// limit, gathered into batches, and each batch is handed to the sink, then
+/// limit, gathered into batches, and each batch is handed to the sink and
 /// to the hashing thread.
 ///
-/// Written before hashed: if the future that pushes is dropped between the
-/// two, every byte hashed is on its way to the sink, so what [`finish`](Self::finish)
-/// reports (the bytes hashed, and their hash) is always a prefix of what
-/// was written. A resumable upload can save exactly that and go on from
-/// there, whatever stopped its body.
+/// Never half-handed: a batch goes to the hasher as the sink takes it, with
+/// no wait between the two (room on the hashing thread is reserved first,
+/// and a sink takes a batch only as its `write` returns). So if the future
+/// that pushes is dropped at any point, what [`finish`](Self::finish) reports
+/// (the bytes hashed, and their hash) is exactly what the sink holds, and a
+/// resumable upload can save that and go on from there, whatever stopped its body.
 pub(crate) struct Intake<K> {
     sink: K,
     /// Taken by `finish`.
@@ -59,8 +60,6 @@ pub(crate) struct Intake<K> {
     limit: Option<u64>,
     received: u64,
     hashed: u64,
-    /// A batch was written but maybe not hashed: nothing may follow it.
-    torn: bool,
 }
 
 impl<K: Sink> Intake<K> {
@@ -75,7 +74,6 @@ impl<K: Sink> Intake<K> {
             limit,
             received: 0,
             hashed: 0,
-            torn: false,
         }
     }
 
@@ -96,21 +94,18 @@ impl<K: Sink> Intake<K> {
 
     async fn emit(&mut self, batch: Batch) -> Result<()> {
         let len: u64 = batch.iter().map(|piece| piece.len() as u64).sum();
-        self.torn = true;
-        self.sink.write(Arc::clone(&batch)).await?;
         let hasher = self.hasher.as_ref().ok_or_else(finished)?;
-        hasher
-            .submit(move |h: &mut Hashes| {
-                for piece in batch.iter() {
-                    h.sha256.update(piece);
-                    if let Some(chunk) = &mut h.chunk {
-                        chunk.update(piece);
-                    }
+        let room = hasher.reserve().await?;
+        self.sink.write(Arc::clone(&batch)).await?;
+        hasher.submit_reserved(room, move |h: &mut Hashes| {
+            for piece in batch.iter() {
+                h.sha256.update(piece);
+                if let Some(chunk) = &mut h.chunk {
+                    chunk.update(piece);
                 }
-                Ok(())
-            })
-            .await?;
-        self.torn = false;
+            }
+            Ok(())
+        })?;
         self.hashed += len;
         Ok(())
     }
@@ -121,9 +116,7 @@ impl<K: Sink> Intake<K> {
     /// # Errors
     /// The sink's or hasher's failure.
     pub(crate) async fn finish(&mut self) -> Result<Received> {
-        if !self.torn
-            && let Some(batch) = self.batcher.finish()
-        {
+        if let Some(batch) = self.batcher.finish() {
             self.emit(batch).await?;
         }
         self.sink.finish().await?;

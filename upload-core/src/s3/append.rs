@@ -34,24 +34,17 @@ pub(crate) struct AppendSink {
 }
 
 impl AppendSink {
-    async fn send_part(&mut self) -> Result<()> {
-        if self.record.multipart.is_none() {
-            let id = self.store.create_multipart(&self.data).await.map_err(unavailable)?;
-            self.record.multipart = Some(id);
-        }
-        while self.in_flight.len() >= self.concurrency {
-            self.join_one().await?;
-        }
+    /// Sends the next `part_size` bytes as a part of their own (a task).
+    fn send_part(&mut self) {
         let payload = cut_part(&mut self.pending, &mut self.pending_len, self.part_size);
         let (store, data, index) = (self.store.clone(), self.data.clone(), self.next_index);
-        let multipart = self.record.multipart.clone().expect("created above");
+        let multipart = self.record.multipart.clone().expect("created before the bytes were taken");
         self.next_index += 1;
         self.in_flight.spawn(async move {
             let size = payload.content_length() as u64;
             let part = store.put_part(&data, &multipart, index, payload).await;
             Ok(Part { index, etag: part.map_err(unavailable)?.content_id, size })
         });
-        Ok(())
     }
 
     async fn join_one(&mut self) -> Result<()> {
@@ -66,15 +59,23 @@ impl AppendSink {
 
 impl Sink for AppendSink {
     async fn write(&mut self, batch: Batch) -> Result<()> {
-        self.pending_len += batch.iter().map(Bytes::len).sum::<usize>();
+        let len: usize = batch.iter().map(Bytes::len).sum();
+        let parts = (self.pending_len + len) / self.part_size;
+        if parts > 0 && self.record.multipart.is_none() {
+            let id = self.store.create_multipart(&self.data).await.map_err(unavailable)?;
+            self.record.multipart = Some(id);
+        }
+        // Room first, then the batch is taken with nothing left to wait for:
+        // a write dropped while waiting has taken nothing (the intake relies
+        // on it), and at most `concurrency` parts are held at any time, the
+        // one filling included, as in a one-shot put.
+        while !self.in_flight.is_empty() && self.in_flight.len() + parts >= self.concurrency {
+            self.join_one().await?;
+        }
+        self.pending_len += len;
         self.pending.extend(batch.iter().cloned());
         while self.pending_len >= self.part_size {
-            self.send_part().await?;
-        }
-        // The next part fills only beside a free slot: with it, at most
-        // `concurrency` parts are held at any time, as in a one-shot put.
-        while self.in_flight.len() >= self.concurrency {
-            self.join_one().await?;
+            self.send_part();
         }
         Ok(())
     }

@@ -67,9 +67,8 @@ impl<'a> S3Sink<'a> {
 }
 
 impl S3Sink<'_> {
-    /// Sends the pending bytes as the next part, first waiting (backpressure)
-    /// while `concurrency` parts are in flight.
-    async fn send_part(&mut self) -> Result<()> {
+    /// Starts the multipart upload, unless it has been.
+    async fn start(&mut self) -> Result<()> {
         if self.upload.is_none() {
             let upload = self
                 .store
@@ -78,13 +77,14 @@ impl S3Sink<'_> {
                 .map_err(unavailable)?;
             self.upload = Some(upload);
         }
-        while self.parts.len() >= self.concurrency {
-            self.join_one().await?;
-        }
-        let payload = self.take_part();
-        let part = self.upload.as_mut().expect("started above").put_part(payload);
-        self.parts.spawn(part);
         Ok(())
+    }
+
+    /// Sends the pending bytes as the next part (a task).
+    fn send_part(&mut self) {
+        let payload = self.take_part();
+        let upload = self.upload.as_mut().expect("started before the bytes were taken");
+        self.parts.spawn(upload.put_part(payload));
     }
 
     /// The next part: exactly `part_size` bytes (or what is left).
@@ -136,16 +136,22 @@ pub(super) fn cut_part(
 
 impl Sink for S3Sink<'_> {
     async fn write(&mut self, batch: Batch) -> Result<()> {
-        self.pending_len += batch.iter().map(Bytes::len).sum::<usize>();
-        self.pending.extend(batch.iter().cloned());
+        let len: usize = batch.iter().map(Bytes::len).sum();
         // Strictly more than a part: a body of exactly one part is one PUT.
-        while self.pending_len > self.part_size {
-            self.send_part().await?;
+        let parts = (self.pending_len + len).saturating_sub(1) / self.part_size;
+        if parts > 0 {
+            self.start().await?;
         }
-        // The next part fills only beside a free slot: with it, at most
-        // `concurrency` parts are held at any time.
-        while self.parts.len() >= self.concurrency {
+        // Room first (backpressure), then the batch is taken with nothing left
+        // to wait for: at most `concurrency` parts are held at any time, the
+        // one filling included.
+        while !self.parts.is_empty() && self.parts.len() + parts >= self.concurrency {
             self.join_one().await?;
+        }
+        self.pending_len += len;
+        self.pending.extend(batch.iter().cloned());
+        while self.pending_len > self.part_size {
+            self.send_part();
         }
         Ok(())
     }
@@ -153,7 +159,10 @@ impl Sink for S3Sink<'_> {
     async fn finish(&mut self) -> Result<()> {
         if self.upload.is_some() {
             while self.pending_len > 0 {
-                self.send_part().await?;
+                while self.parts.len() >= self.concurrency {
+                    self.join_one().await?;
+                }
+                self.send_part();
             }
             while !self.parts.is_empty() {
                 self.join_one().await?;

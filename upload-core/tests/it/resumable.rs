@@ -19,6 +19,7 @@ on_both_backends!(
     a_bad_checksum_discards_the_append,
     a_cut_body_keeps_what_arrived_unless_checksummed,
     a_dropped_append_saves_what_arrived,
+    appends_dropped_at_any_moment_store_exactly_what_they_saved,
     length_may_be_declared_later_but_never_changed,
     limits_hold_across_appends,
     one_append_at_a_time,
@@ -26,6 +27,41 @@ on_both_backends!(
     partials_concatenate_in_order,
     an_aborted_upload_leaves_nothing,
 );
+
+/// Appends dropped at many different moments, mostly while waiting on the
+/// store or the hasher, as the HTTP server drops a handler whose client went
+/// away: each saves what it took, and the bytes stored are always exactly
+/// those the saved offset and hash describe.
+async fn appends_dropped_at_any_moment_store_exactly_what_they_saved(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let data = Bytes::from(bytes(3 * PART + 12_345, 9));
+    let id = t.storage.create_upload(new(Some(data.len() as u64))).await.unwrap().id;
+    let mut offset = 0;
+    for round in 0..24u64 {
+        let storage = t.storage.clone();
+        let rest = data.slice(offset..);
+        let append = tokio::spawn(async move {
+            let chunks = (0..rest.len()).step_by(100_000).map(move |at| {
+                Ok::<_, std::io::Error>(rest.slice(at..(at + 100_000).min(rest.len())))
+            });
+            storage.append(&id, offset as u64, stream::iter(chunks), Append::default()).await
+        });
+        tokio::time::sleep(Duration::from_micros(round * 1_300)).await;
+        append.abort();
+        let _ = append.await;
+        t.storage.settle().await;
+        offset = t.storage.upload_status(&id).await.unwrap().offset as usize;
+    }
+    if offset < data.len() {
+        t.storage
+            .append(&id, offset as u64, chunked(&data[offset..], &[]), Append::default())
+            .await
+            .unwrap();
+    }
+    let info = t.storage.complete_upload(&id).await.unwrap();
+    assert_eq!(info.sha256, sha256_hex(&data));
+    assert!(read(&t.storage, &id, None).await == data, "the stored bytes differ from those sent");
+}
 
 fn new(length: Option<u64>) -> NewUpload {
     NewUpload {

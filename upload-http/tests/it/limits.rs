@@ -101,7 +101,7 @@ fn malformed_multipart_is_a_400_and_stores_nothing() {
         let (status, code) = error_code(r);
         assert_eq!(status, 400, "{content_type} {:?}: {code}", String::from_utf8_lossy(body));
     }
-    // Headers past actix-multipart's buffer: a 400 naming that limit, not the request limit.
+    // Part headers past 64 KiB: a 400 naming that limit, not the request limit.
     for (what, headers) in [
         ("a 100 KB filename", format!("filename=\"{}\"\r\n", "n".repeat(100_000))),
         ("10 000 header lines", "filename=\"a\"\r\nX-A: b\r\n".repeat(10_000)),
