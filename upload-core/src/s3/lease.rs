@@ -24,14 +24,23 @@ pub(crate) struct Lease {
     pub(super) record: Option<Record>,
     store: AmazonS3,
     key: Path,
-    renewal: tokio::task::JoinHandle<()>,
+    /// Started once the lease is written.
+    renewal: Option<tokio::task::JoinHandle<()>>,
+    /// Not yet released: dropping deletes it.
+    held: bool,
 }
 
 impl Drop for Lease {
+    // Also when dropped while being written (its request's client gone):
+    // else the next request would find it live until it lapses.
     fn drop(&mut self) {
-        self.renewal.abort();
+        if let Some(renewal) = &self.renewal {
+            renewal.abort();
+        }
         // Best effort: an unreleased lease lapses by itself.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if self.held
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
             let (store, key) = (self.store.clone(), self.key.clone());
             runtime.spawn(async move { store.delete(&key).await });
         }
@@ -43,8 +52,16 @@ impl Lease {
     /// there; else takes it back and fails with `Error::Locked`.
     pub(super) async fn acquire(store: &AmazonS3, id: &ObjectId, dir: &str) -> Result<Self> {
         let key = Path::from(format!("{dir}{}", ObjectId::new()));
+        let mut lease = Self {
+            id: *id,
+            record: None,
+            store: store.clone(),
+            key: key.clone(),
+            renewal: None,
+            held: true,
+        };
         store.put(&key, PutPayload::new()).await.map_err(unavailable)?;
-        let renewal = {
+        lease.renewal = Some({
             let (store, key) = (store.clone(), key.clone());
             tokio::spawn(async move {
                 loop {
@@ -54,8 +71,7 @@ impl Lease {
                     }
                 }
             })
-        };
-        let lease = Self { id: *id, record: None, store: store.clone(), key: key.clone(), renewal };
+        });
         let live_after = OffsetDateTime::now_utc() - LEASE_TTL;
         let live_after_ms = (live_after.unix_timestamp_nanos() / 1_000_000) as i64;
         let others = store
@@ -76,8 +92,11 @@ impl Lease {
     }
 
     /// Gives the lease back now.
-    pub(super) async fn release(self) {
-        self.renewal.abort();
+    pub(super) async fn release(mut self) {
+        self.held = false;
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
         if let Err(e) = self.store.delete(&self.key).await {
             log::warn!("could not release the lease {}: {e}", self.key);
         }
