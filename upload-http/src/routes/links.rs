@@ -30,6 +30,7 @@ pub(crate) struct NewLink {
     #[serde(default, with = "upload_core::units::duration_option")]
     expires_in: Option<Duration>,
     /// Downloads allowed, across every replica; unlimited if absent.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     max_downloads: Option<u64>,
 }
 
@@ -99,10 +100,11 @@ pub(crate) async fn create(
             ),
         ));
     }
-    if new.max_downloads == Some(0) {
+    // The upper bound is the API description's (a signed 64-bit integer), so clients in any language can hold it.
+    if new.max_downloads.is_some_and(|max| max == 0 || max > i64::MAX as u64) {
         return Err(ApiError::bad_request(
             "invalid_link_request",
-            "max_downloads must be at least 1",
+            format!("max_downloads must be from 1 to {}", i64::MAX),
         ));
     }
     let expires_at = OffsetDateTime::now_utc() + lifetime;

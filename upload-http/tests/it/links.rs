@@ -98,7 +98,13 @@ fn links_expire_and_survive_a_key_rotation_until_their_key_is_dropped() {
             .send()
             .unwrap();
     assert_eq!(error_code(response), (413, "too_large".into()));
-    for bad in [r#"{"expires_in": "30d"}"#, r#"{"max_downloads": 0}"#, r#"{"nope": 1}"#, "[1"] {
+    for bad in [
+        r#"{"expires_in": "30d"}"#,
+        r#"{"max_downloads": 0}"#,
+        r#"{"max_downloads": 9223372036854775808}"#,
+        r#"{"nope": 1}"#,
+        "[1",
+    ] {
         let response =
             as_caller(client().post(server.url(&format!("/files/{id}/links"))), Some("admin"))
                 .body(bad)
