@@ -26,12 +26,26 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewLink {
     /// `"1h"`, `"30m"`, or seconds; at most `auth.max_link_lifetime`; 1 h if absent.
-    #[schema(value_type = Option<String>, example = "1h")]
+    #[schema(schema_with = lifetime_schema)]
     #[serde(default, with = "upload_core::units::duration_option")]
     expires_in: Option<Duration>,
     /// Downloads allowed, across every replica; unlimited if absent.
     #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     max_downloads: Option<u64>,
+}
+
+/// What `expires_in` takes: a duration as text, or seconds.
+fn lifetime_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).examples(["1h"]))
+        .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "`\"1h\"`, `\"30m\"`, or seconds; at most `auth.max_link_lifetime`; 1 h if absent.",
+        ))
+        .build()
+        .into()
 }
 
 /// The 201 body.
