@@ -14,10 +14,11 @@ mod settings_input;
 /// The committed corpus of `target`, or the one under `$FUZZ_CORPUS` (e.g. `target/fuzz-corpus`,
 /// where a fuzz run keeps what it found).
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let root = std::env::var_os("FUZZ_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus"),
-        PathBuf::from,
-    );
+    // A relative `$FUZZ_CORPUS` is taken from the workspace root, where the fuzz script runs
+    // (tests run in the crate's directory).
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = std::env::var_os("FUZZ_CORPUS")
+        .map_or_else(|| workspace.join("fuzz/corpus"), |dir| workspace.join(dir));
     let dir = root.join(target);
     let mut inputs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
