@@ -265,8 +265,11 @@ async fn upload_one(
     n: u64,
 ) -> (Result<(String, String), String>, bool) {
     let chunks = opts.size.div_ceil(crate::upload::CHUNK as u64);
-    let data =
-        Bytes::from(crate::upload::pieces(n, 0, opts.size, 0..chunks).collect::<Vec<_>>().concat());
+    let data = Bytes::from(
+        crate::upload::pieces(crate::upload::block(n, 0), opts.size, 0..chunks)
+            .collect::<Vec<_>>()
+            .concat(),
+    );
     let sha = hex::encode(Sha256::digest(&data));
     let name = format!("chaos-{n}.bin");
     let status_of = |r: &reqwest::Response| r.status().as_u16().to_string();

@@ -106,25 +106,30 @@ impl UploadReport {
 /// The bytes of file `index`: a seeded 64 KiB block, each chunk stamped with
 /// its number, generated as it is sent (never all in memory).
 fn chunks(seed: u64, index: usize, size: u64) -> impl Iterator<Item = Bytes> + Send + 'static {
-    pieces(seed, index, size, 0..size.div_ceil(CHUNK as u64))
+    pieces(block(seed, index), size, 0..size.div_ceil(CHUNK as u64))
 }
 
-/// The 64 KiB chunks `range` of file `index`.
-pub(crate) fn pieces(
-    seed: u64,
-    index: usize,
-    size: u64,
-    range: std::ops::Range<u64>,
-) -> impl Iterator<Item = Bytes> + Send + 'static {
+/// The seeded 64 KiB block the chunks of file `index` are made from: made
+/// once per file, not per request, so that a tus upload's PATCHes cost the
+/// client no more than one request's body.
+pub(crate) fn block(seed: u64, index: usize) -> Bytes {
     let mut x = seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let block: Vec<u8> = (0..CHUNK)
+    (0..CHUNK)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x as u8
         })
-        .collect();
+        .collect()
+}
+
+/// The 64 KiB chunks `range` of a file of `size` bytes made from `block`.
+pub(crate) fn pieces(
+    block: Bytes,
+    size: u64,
+    range: std::ops::Range<u64>,
+) -> impl Iterator<Item = Bytes> + Send + 'static {
     range.map(move |i| {
         let len = (size - i * CHUNK as u64).min(CHUNK as u64) as usize;
         let mut chunk = BytesMut::from(&block[..len]);
@@ -283,13 +288,14 @@ async fn send_tus(
     }
     let upload = created.url().join(location).map_err(|e| e.to_string())?;
     let (per_patch, total) = (chunk / CHUNK as u64, opts.size.div_ceil(CHUNK as u64));
+    let block = block(opts.seed, index);
     let mut offset = 0;
     while offset < opts.size {
         let len = chunk.min(opts.size - offset);
         let first = offset / CHUNK as u64;
         let range = first..(first + per_patch).min(total);
         let body =
-            stream::iter(pieces(opts.seed, index, opts.size, range).map(Ok::<_, std::io::Error>));
+            stream::iter(pieces(block.clone(), opts.size, range).map(Ok::<_, std::io::Error>));
         let response = client
             .patch(upload.clone())
             .header("Tus-Resumable", "1.0.0")

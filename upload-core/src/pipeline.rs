@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
-use crate::backend::{Batch, Sink, WRITE_CHUNK};
+use crate::backend::{Batch, MIN_BATCH, Sink, WRITE_CHUNK};
 use crate::checksum::ChunkHasher;
 use crate::offload::Worker;
 use crate::sha256::Sha256State;
@@ -86,7 +86,7 @@ impl<K: Sink> Intake<K> {
         if let Some(limit) = self.limit.filter(|&limit| self.start + self.received > limit) {
             return Err(Error::TooLarge { limit });
         }
-        match self.batcher.push(chunk) {
+        match self.batcher.push(chunk, self.sink.idle()) {
             Some(batch) => self.emit(batch).await,
             None => Ok(()),
         }
@@ -169,9 +169,10 @@ fn finished() -> Error {
     Error::Io(std::io::Error::other("upload intake used after it finished"))
 }
 
-/// Groups a body's chunks into batches of about [`WRITE_CHUNK`] bytes. Big
-/// chunks are kept as they are: copying every byte once more costs a
-/// noticeable share of a core at disk speed.
+/// Groups a body's chunks into batches of about [`WRITE_CHUNK`] bytes, or
+/// of at least [`MIN_BATCH`] while the sink is idle; only a body's last
+/// batch is shorter. Big chunks are kept as they are: copying every byte
+/// once more costs a noticeable share of a core at disk speed.
 #[derive(Default)]
 struct Batcher {
     pieces: Vec<Bytes>,
@@ -180,8 +181,9 @@ struct Batcher {
 }
 
 impl Batcher {
-    /// Adds a chunk; returns a batch when one is full.
-    fn push(&mut self, chunk: Bytes) -> Option<Batch> {
+    /// Adds a chunk; returns a batch when one is full, or when `eager` and
+    /// it holds at least [`MIN_BATCH`].
+    fn push(&mut self, chunk: Bytes, eager: bool) -> Option<Batch> {
         self.len += chunk.len();
         if chunk.len() < SMALL_CHUNK {
             self.small.extend_from_slice(&chunk);
@@ -192,7 +194,8 @@ impl Batcher {
             self.flush_small();
             self.pieces.push(chunk);
         }
-        (self.len >= WRITE_CHUNK || self.pieces.len() >= MAX_PIECES).then(|| self.take())
+        let full = self.len >= WRITE_CHUNK || self.pieces.len() >= MAX_PIECES;
+        (full || (eager && self.len >= MIN_BATCH)).then(|| self.take())
     }
 
     /// The last, partial batch, if any bytes are left.
@@ -228,7 +231,7 @@ mod tests {
         {
             let chunk = Bytes::from(vec![i as u8; *len]);
             input.extend_from_slice(&chunk);
-            if let Some(batch) = batcher.push(chunk) {
+            if let Some(batch) = batcher.push(chunk, false) {
                 assert!(batch.len() <= MAX_PIECES);
                 let bytes: usize = batch.iter().map(Bytes::len).sum();
                 assert!((WRITE_CHUNK..2 * WRITE_CHUNK).contains(&bytes), "{bytes}");
@@ -240,8 +243,30 @@ mod tests {
             out.iter().flat_map(|b| b.iter()).flat_map(|p| p.iter().copied()).collect();
         assert_eq!(joined, input);
         let many_tiny = (0..MAX_PIECES * SMALL_CHUNK).try_fold(Batcher::default(), |mut b, _| {
-            b.push(Bytes::from_static(b"x")).map_or(Ok(b), Err)
+            b.push(Bytes::from_static(b"x"), false).map_or(Ok(b), Err)
         });
         assert!(many_tiny.is_err(), "tiny chunks are copied together, then batched");
+    }
+
+    /// For an idle sink a batch is handed over at MIN_BATCH; never shorter,
+    /// the body's last batch aside.
+    #[test]
+    fn an_idle_sink_gets_batches_of_at_least_min_batch() {
+        let mut batcher = Batcher::default();
+        let chunk = Bytes::from(vec![7u8; 40_000]);
+        let mut sizes = Vec::new();
+        for i in 0..100 {
+            // Idle at every other chunk, as a sink that catches up now and then.
+            if let Some(batch) = batcher.push(chunk.clone(), i % 2 == 0) {
+                sizes.push(batch.iter().map(Bytes::len).sum::<usize>());
+            }
+        }
+        let last = batcher.finish().map(|b| b.iter().map(Bytes::len).sum::<usize>());
+        assert!(
+            sizes.iter().all(|&n| (MIN_BATCH..MIN_BATCH + 2 * 40_000).contains(&n)),
+            "{sizes:?}"
+        );
+        assert_eq!(sizes.iter().sum::<usize>() + last.unwrap_or(0), 100 * 40_000);
+        assert!(last.is_some_and(|n| n < MIN_BATCH));
     }
 }

@@ -13,10 +13,12 @@ pub(super) const UPLOADS: &str = "uploads";
 pub(super) const LOCK: &str = ".lock";
 pub(super) const DATA: &str = "data";
 pub(super) const META: &str = "meta.json";
-/// Where a resumable upload stands (see `uploads.rs`).
-pub(super) const STATE: &str = "state.json";
-/// The next state, written before it is renamed over the current one.
-pub(super) const STATE_NEXT: &str = "state.json.next";
+/// Where a resumable upload stands (see `state.rs`).
+pub(super) const STATE: &str = "state";
+/// Where it stood in versions before `STATE`, read until its next save.
+pub(super) const STATE_JSON: &str = "state.json";
+/// Left by those versions' saves, when cut short.
+const STATE_JSON_NEXT: &str = "state.json.next";
 /// Metadata is small; a bigger file is corrupt, and is not read whole.
 pub(super) const META_MAX: u64 = 64 * 1024;
 
@@ -50,7 +52,7 @@ impl Drop for TempGuard {
 pub(super) fn remove_object_dir(dir: &Path) -> io::Result<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            for name in [DATA, META, STATE, STATE_NEXT] {
+            for name in [DATA, META, STATE, STATE_JSON, STATE_JSON_NEXT] {
                 match fs::remove_file(dir.join(name)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}

@@ -31,6 +31,7 @@ mod direct;
 mod index;
 mod layout;
 mod marks;
+mod state;
 mod uploads;
 mod write;
 

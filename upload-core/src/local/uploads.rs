@@ -1,14 +1,13 @@
 //! Resumable uploads on local disk. `uploads/<id>/data` holds the bytes,
-//! `uploads/<id>/state.json` where the upload stands (written to a
-//! temporary name, made durable, then renamed over the old one, so a crash
-//! leaves the old state or the new, never a mix). Bytes past the saved
-//! offset are a failed append's, and are cut off by the next one.
+//! `uploads/<id>/state` where the upload stands (`state.rs`: a crash leaves
+//! the old state or the new, never a mix). Bytes past the saved offset are
+//! a failed append's, and are cut off by the next one.
 //!
 //! The root's lock makes this process the only writer, so an in-memory set
 //! of the uploads being worked on is enough to keep two requests from
 //! appending to one upload at once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -18,9 +17,9 @@ use time::OffsetDateTime;
 
 use super::index::Index;
 use super::layout::{
-    DATA, META, STATE, STATE_NEXT, TempGuard, create_data_file, not_found, read_json,
-    remove_object_dir, sync_dir,
+    DATA, META, STATE, TempGuard, create_data_file, not_found, remove_object_dir, sync_dir,
 };
+use super::state;
 use super::write::{Job, LocalSink};
 use crate::offload::blocking;
 use crate::staged::{UploadStatus, UploadStore};
@@ -38,14 +37,41 @@ pub(crate) struct LocalUploads {
     pub(super) busy: Arc<Busy>,
 }
 
-/// Uploads some request is working on.
+/// Uploads some request is working on, and the states this process saved
+/// last. The root's lock makes it the only writer, so what it saved is what
+/// the files hold: an append, which reads its upload's state twice (the
+/// access check, then its claim), finds it here rather than on disk.
 #[derive(Debug, Default)]
-pub(super) struct Busy(Mutex<HashSet<ObjectId>>);
+pub(super) struct Busy(Mutex<Known>);
+
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    claimed: HashSet<ObjectId>,
+    /// Filled by creates and saves only: a state read from disk may be
+    /// older than one saved meanwhile.
+    saved: HashMap<ObjectId, UploadStatus>,
+}
+
+/// States kept in memory at most; past that they are forgotten all at once
+/// (and read from disk until saved again).
+const SAVED_MAX: usize = 1024;
 
 impl Busy {
-    fn lock(&self) -> MutexGuard<'_, HashSet<ObjectId>> {
+    fn lock(&self) -> MutexGuard<'_, Known> {
         // Single inserts and removes: a poisoned set is still consistent.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn saved(&self, status: &UploadStatus) {
+        let mut known = self.lock();
+        if known.saved.len() >= SAVED_MAX {
+            known.saved.clear();
+        }
+        known.saved.insert(status.id, status.clone());
+    }
+
+    fn forget(&self, id: &ObjectId) {
+        self.lock().saved.remove(id);
     }
 }
 
@@ -58,7 +84,7 @@ pub(crate) struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.busy.lock().remove(&self.id);
+        self.busy.lock().claimed.remove(&self.id);
     }
 }
 
@@ -74,14 +100,12 @@ impl UploadStore for LocalUploads {
 
     /// In memory: the root's lock makes this process the only one.
     async fn claim(&self, id: &ObjectId) -> Result<Claim> {
-        if !self.busy.lock().insert(*id) {
+        if !self.busy.lock().claimed.insert(*id) {
             return Err(Error::Locked(id.to_string()));
         }
         Ok(Claim { busy: Arc::clone(&self.busy), id: *id })
     }
 
-    /// Builds the upload in `tmp/` and renames it into `uploads/`: an
-    /// upload directory always has its state.
     async fn claimed_status(&self, claim: &Claim) -> Result<UploadStatus> {
         self.status(&claim.id).await
     }
@@ -90,9 +114,12 @@ impl UploadStore for LocalUploads {
         drop(claim);
     }
 
+    /// Builds the upload in `tmp/` and renames it into `uploads/`: an
+    /// upload directory always has its state.
     async fn create(&self, status: &UploadStatus) -> Result<()> {
         let (staging, target) = (self.tmp.join(status.id.to_string()), self.dir(&status.id));
-        let (status, fsync, uploads) = (status.clone(), self.fsync, self.uploads.clone());
+        let (fsync, uploads) = (self.fsync, self.uploads.clone());
+        let saved = status.clone();
         blocking(move || {
             fs::create_dir(&staging)?;
             let mut guard = TempGuard { path: staging, armed: true };
@@ -100,7 +127,7 @@ impl UploadStore for LocalUploads {
             if fsync {
                 data.sync_all()?;
             }
-            write_state(&guard.path, &status, fsync)?;
+            state::create(&guard.path, &saved, fsync)?;
             fs::rename(&guard.path, &target)?;
             guard.armed = false;
             if fsync {
@@ -108,12 +135,17 @@ impl UploadStore for LocalUploads {
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.busy.saved(status);
+        Ok(())
     }
 
     async fn status(&self, id: &ObjectId) -> Result<UploadStatus> {
+        if let Some(status) = self.busy.lock().saved.get(id) {
+            return Ok(status.clone());
+        }
         let (dir, id) = (self.dir(id), *id);
-        blocking(move || read_state(&dir, &id)).await
+        blocking(move || state::read(&dir, &id)).await
     }
 
     /// Cuts off what a failed append left past the saved offset.
@@ -126,7 +158,11 @@ impl UploadStore for LocalUploads {
                 .write(true)
                 .open(dir.join(DATA))
                 .map_err(|e| not_found(e, &id))?;
-            file.set_len(offset)?;
+            // Only when needed: a truncate, even to the same length, updates
+            // the inode, and may wait for the journal's commit of the last save.
+            if file.metadata()?.len() != offset {
+                file.set_len(offset)?;
+            }
             file.seek(SeekFrom::Start(offset))?;
             let guard = TempGuard { path: dir, armed: false };
             Ok(Job { file, offset, fsync, direct, staging: None, guard })
@@ -136,12 +172,18 @@ impl UploadStore for LocalUploads {
     }
 
     async fn save(&self, _claim: &Claim, status: &UploadStatus, sink: LocalSink) -> Result<()> {
-        let (dir, status, fsync) = (self.dir(&status.id), status.clone(), self.fsync);
-        blocking(move || {
+        let (dir, saved, fsync) = (self.dir(&status.id), status.clone(), self.fsync);
+        let result = blocking(move || {
             drop(sink); // closes the data file, off the executor
-            write_state(&dir, &status, fsync)
+            state::save(&dir, &saved, fsync)
         })
-        .await
+        .await;
+        match &result {
+            Ok(()) => self.busy.saved(status),
+            // The file holds the old state or the new: read it again.
+            Err(_) => self.busy.forget(&status.id),
+        }
+        result
     }
 
     /// The data file already holds the bytes in order.
@@ -151,6 +193,7 @@ impl UploadStore for LocalUploads {
 
     /// Commits as a put commits: `Job::commit` renames the directory into `objects/`.
     async fn commit(&self, claim: Claim, info: &FileInfo) -> Result<()> {
+        self.busy.forget(&info.id);
         let meta = serde_json::to_vec_pretty(info).map_err(io::Error::other)?;
         let (dir, id, size) = (self.dir(&info.id), info.id, info.size);
         let (objects, index, fsync) = (self.objects.clone(), Arc::clone(&self.index), self.fsync);
@@ -177,6 +220,7 @@ impl UploadStore for LocalUploads {
 
     /// Gone at once (renamed into `tmp/`), its space freed just after.
     async fn remove(&self, claim: Claim) -> Result<()> {
+        self.busy.forget(&claim.id);
         let (dir, id) = (self.dir(&claim.id), claim.id);
         let trash = self.tmp.join(format!("{id}.aborted-{}", ObjectId::new()));
         let (uploads, fsync) = (self.uploads.clone(), self.fsync);
@@ -241,7 +285,7 @@ impl UploadStore for LocalUploads {
                 let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
                     continue;
                 };
-                match read_state(&entry.path(), &id) {
+                match state::read(&entry.path(), &id) {
                     Ok(status) if status.is_expired(now) => expired.push(id),
                     Ok(_) | Err(Error::NotFound(_)) => {}
                     Err(e) => log::warn!("cannot tell whether upload {id} expired: {e}"),
@@ -251,34 +295,6 @@ impl UploadStore for LocalUploads {
         })
         .await
     }
-}
-
-fn read_state(dir: &std::path::Path, id: &ObjectId) -> Result<UploadStatus> {
-    let file = File::open(dir.join(STATE)).map_err(|e| not_found(e, id))?;
-    let status: UploadStatus = read_json(file, STATE, id)?;
-    let damaged = |reason: String| Error::Damaged { id: id.to_string(), reason };
-    if status.id != *id {
-        return Err(damaged(format!("{STATE} describes another upload, {}", status.id)));
-    }
-    if status.sha256.len() != status.offset {
-        return Err(damaged(format!("{STATE}: its SHA-256 state is not at its offset")));
-    }
-    Ok(status)
-}
-
-fn write_state(dir: &std::path::Path, status: &UploadStatus, fsync: bool) -> Result<()> {
-    let json = serde_json::to_vec(status).map_err(io::Error::other)?;
-    let next = dir.join(STATE_NEXT);
-    let mut file = File::create(&next)?;
-    file.write_all(&json)?;
-    if fsync {
-        file.sync_data()?;
-    }
-    fs::rename(&next, dir.join(STATE))?;
-    if fsync {
-        sync_dir(dir)?;
-    }
-    Ok(())
 }
 
 /// Copies `from` into `to`, hashing what passes; returns the bytes copied.

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::direct::{AlignedBuf, DIO_ALIGN, set_direct, start_writeback};
 use super::index::Index;
 use super::layout::{META, TempGuard, sync_dir};
-use crate::backend::{Batch, ObjectSink, Sink, WRITE_CHUNK};
+use crate::backend::{Batch, MIN_BATCH, ObjectSink, Sink, WRITE_CHUNK};
 use crate::offload::{Worker, blocking};
 use crate::{Error, FileInfo, Result};
 
@@ -39,13 +39,13 @@ pub(super) struct Job {
 impl Job {
     fn write(&mut self, batch: &[Bytes]) -> io::Result<()> {
         if self.staging.is_none() {
-            // Only the last batch of a body is short, so a short first one is
-            // the whole body: the page cache suits it (nothing to align, the
-            // kernel writes it back). Longer bodies go direct from their first
-            // byte, sparing the page-cache copy, the largest cost of a write
-            // here (BENCHMARKS.md, "Upload CPU work").
+            // Only the last batch of a body is under MIN_BATCH, so a first one
+            // that short is the whole body: the page cache suits it (nothing
+            // to align, the kernel writes it back). Longer bodies go direct
+            // from their first byte, sparing the page-cache copy, the largest
+            // cost of a write here (BENCHMARKS.md, "Upload CPU work").
             let len: usize = batch.iter().map(Bytes::len).sum();
-            if !self.direct || len < WRITE_CHUNK {
+            if !self.direct || len < MIN_BATCH {
                 return self.write_buffered(batch);
             }
             self.go_direct()?;
@@ -163,6 +163,10 @@ impl Sink for LocalSink {
     async fn write(&mut self, batch: Batch) -> Result<()> {
         let worker = self.job.as_ref().ok_or_else(out_of_order)?;
         worker.submit(move |job| job.write(&batch)).await
+    }
+
+    fn idle(&self) -> bool {
+        self.job.as_ref().is_some_and(Worker::idle)
     }
 
     async fn finish(&mut self) -> Result<()> {
