@@ -14,9 +14,9 @@ use crate::{FileInfo, Result};
 /// Bytes are handed to the backend in batches of about this size, so the
 /// disk sees few large writes whatever the size of the network's chunks.
 pub const WRITE_CHUNK: usize = 1 << 20;
-/// The least a batch holds, the last of a body aside: handed to an idle sink
-/// at this size, rather than at [`WRITE_CHUNK`], the disk starts sooner
-/// after each request's first bytes and finishes sooner after its last.
+/// The first batch of a body is handed over at this size: the disk starts
+/// sooner after a request's first bytes, which counts for a resumable
+/// upload's many requests. Only a body's last batch is shorter.
 pub(crate) const MIN_BATCH: usize = 256 * 1024;
 /// A run of consecutive chunks of the body, written with one vectored write.
 pub(crate) type Batch = Arc<[Bytes]>;
@@ -48,12 +48,6 @@ pub(crate) trait Sink {
     /// keeps receiving while it is written. Takes the batch only as it
     /// returns `Ok`: dropped while it waits, it has taken none of it.
     async fn write(&mut self, batch: Batch) -> Result<()>;
-    /// Whether a batch handed over now would be written at once, nothing
-    /// being queued or in progress: the intake then hands over a batch as
-    /// soon as it holds [`MIN_BATCH`] bytes.
-    fn idle(&self) -> bool {
-        false
-    }
     /// Waits for every write and makes the bytes durable (not yet visible).
     async fn finish(&mut self) -> Result<()>;
     /// Discards everything written, returning once nothing is left.

@@ -98,11 +98,6 @@ impl<T: Send + 'static> Worker<T> {
         Ok(())
     }
 
-    /// Whether no job is queued or running.
-    pub(crate) fn idle(&self) -> bool {
-        self.shared.room.available_permits() == self.depth as usize
-    }
-
     /// The value, once every job is done.
     ///
     /// # Errors

@@ -165,10 +165,6 @@ impl Sink for LocalSink {
         worker.submit(move |job| job.write(&batch)).await
     }
 
-    fn idle(&self) -> bool {
-        self.job.as_ref().is_some_and(Worker::idle)
-    }
-
     async fn finish(&mut self) -> Result<()> {
         // A failed job has already dropped the file and its temp directory.
         let worker = self.job.take().ok_or_else(out_of_order)?;
