@@ -47,8 +47,7 @@ pub(super) fn save(dir: &Path, status: &UploadStatus, fsync: bool) -> Result<()>
         }
         Err(e) => return Err(not_found(e, &status.id)),
     };
-    let newest = newest(&file, &status.id)?;
-    let (index, seq) = newest.map_or((0, 1), |(index, seq, _)| (1 - index, seq + 1));
+    let (index, seq) = newest(&file)?.map_or((0, 1), |(index, seq, _)| (1 - index, seq + 1));
     write_slot(&file, index, seq, status)?;
     if fsync {
         file.sync_data()?;
@@ -58,9 +57,11 @@ pub(super) fn save(dir: &Path, status: &UploadStatus, fsync: bool) -> Result<()>
 
 /// The state saved last.
 pub(super) fn read(dir: &Path, id: &ObjectId) -> Result<UploadStatus> {
-    let status = match File::open(dir.join(STATE)) {
-        Ok(file) => match newest(&file, id)? {
-            Some((_, _, status)) => status,
+    let status: UploadStatus = match File::open(dir.join(STATE)) {
+        Ok(file) => match newest(&file)? {
+            Some((_, _, json)) => {
+                serde_json::from_slice(&json).map_err(|e| damaged(id, format!("{STATE}: {e}")))?
+            }
             None => return Err(damaged(id, "neither of its slots holds a whole state".into())),
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -111,16 +112,14 @@ fn checksum(seq: u64, json: &[u8]) -> [u8; 16] {
     out
 }
 
-/// The whole slot with the highest sequence number: its index, number and state.
-fn newest(file: &File, id: &ObjectId) -> Result<Option<(u64, u64, UploadStatus)>> {
-    let mut best: Option<(u64, u64, UploadStatus)> = None;
+/// The whole slot with the highest sequence number: its index, number and JSON.
+fn newest(file: &File) -> io::Result<Option<(u64, u64, Vec<u8>)>> {
+    let mut best: Option<(u64, u64, Vec<u8>)> = None;
     for index in 0..2 {
         if let Some((seq, json)) = read_slot(file, index)?
             && best.as_ref().is_none_or(|&(_, best_seq, _)| seq > best_seq)
         {
-            let status =
-                serde_json::from_slice(&json).map_err(|e| damaged(id, format!("{STATE}: {e}")))?;
-            best = Some((index, seq, status));
+            best = Some((index, seq, json));
         }
     }
     Ok(best)

@@ -45,7 +45,7 @@ pub(crate) struct LocalUploads {
 pub(super) struct Busy(Mutex<Known>);
 
 #[derive(Debug, Default)]
-pub(super) struct Known {
+struct Known {
     claimed: HashSet<ObjectId>,
     /// Filled by creates and saves only: a state read from disk may be
     /// older than one saved meanwhile.
