@@ -170,8 +170,9 @@ fn finished() -> Error {
 }
 
 /// Groups a body's chunks into batches of about [`WRITE_CHUNK`] bytes, the
-/// first of [`MIN_BATCH`]; only a body's last batch is shorter. Big chunks are kept as they are: copying every byte
-/// once more costs a noticeable share of a core at disk speed.
+/// first of [`MIN_BATCH`]; only a body's last batch is shorter. Big chunks
+/// are kept as they are: copying every byte once more costs a noticeable
+/// share of a core at disk speed.
 #[derive(Default)]
 struct Batcher {
     /// Whether the first batch has been taken.
