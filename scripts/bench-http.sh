@@ -27,15 +27,7 @@ if ! "$VENV/bin/python" -c 'import aiohttp, fastapi, multipart, uvicorn' 2>/dev/
 fi
 cargo build --release -q -p upload-http --bin upload-http --example bare
 SERVICE=$ROOT/target/release/upload-http
-# The service as it was at BEFORE, built in a worktree beside this one's target directory, so
-# an optimisation is measured against what it replaces in the same run.
-if [[ -n ${BEFORE:-} ]]; then
-  log "building the service at $BEFORE"
-  git worktree add -q --detach "$WORK/before" "$BEFORE"
-  CARGO_TARGET_DIR=$ROOT/target/before cargo build --release -q --manifest-path "$WORK/before/Cargo.toml" \
-    -p upload-http --bin upload-http
-  git worktree remove --force "$WORK/before"
-fi
+[[ -n ${BEFORE:-} ]] && BEFORE_BIN=$(build_before "$BEFORE")
 
 # --- helpers -----------------------------------------------------------------------------
 wait_http() { # URL: up to 10 s
@@ -143,7 +135,7 @@ start_service sync "$P_SYNC" RUST_LOG=warn; SYNC_PID=$SVC_PID
 P_BEFORE=0 BEFORE_PID=0
 if [[ -n ${BEFORE:-} ]]; then
   P_BEFORE=$(free_port)
-  SERVICE_BIN=$ROOT/target/before/release/upload-http start_service before "$P_BEFORE" \
+  SERVICE_BIN=$BEFORE_BIN start_service before "$P_BEFORE" \
     UPLOAD__STORAGE__FSYNC=false RUST_LOG=warn
   BEFORE_PID=$SVC_PID
 fi

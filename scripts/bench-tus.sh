@@ -7,6 +7,7 @@
 #
 #   scripts/bench-tus.sh           # REPS=5, SIZE=2GiB, CHUNK=8MiB, FSYNC=true, BACKEND=local
 #   BACKEND=s3 scripts/bench-tus.sh
+#   BEFORE=REV scripts/bench-tus.sh  # adds the tus upload to the service built at git revision REV
 #
 # Stops only what it started.
 set -euo pipefail
@@ -28,10 +29,16 @@ if [[ $BACKEND == s3 ]]; then
 fi
 
 cargo build --release -q -p upload-http -p bench-client
+declare -A BIN=([put]=target/release/upload-http [tus]=target/release/upload-http)
+KINDS=(put tus)
+if [[ -n ${BEFORE:-} ]]; then
+  BIN[tus-before]=$(build_before "$BEFORE")
+  KINDS+=(tus-before)
+fi
 SVC=
 
 RUN=0
-start_service() { # a fresh store and port each time; sets SVC and URL once ready
+start_service() { # BINARY: a fresh store and port each time; sets SVC and URL once ready
   rm -rf "$WORK/data"
   local port; port=$(free_port)
   URL=http://127.0.0.1:$port
@@ -41,7 +48,7 @@ start_service() { # a fresh store and port each time; sets SVC and URL once read
     UPLOAD__STORAGE__PREFIX="run$RUN")
   env UPLOAD__SERVER__PORT="$port" UPLOAD__SERVER__WORKERS=2 RUST_LOG=warn "${storage[@]}" \
     UPLOAD__LIMITS__MAX_FILE_SIZE=4GiB UPLOAD__LIMITS__MAX_REQUEST_SIZE=4GiB \
-    target/release/upload-http >>"$WORK/service.log" 2>&1 &
+    "$1" >>"$WORK/service.log" 2>&1 &
   SVC=$!
   PIDS+=("$SVC")
   for _ in $(seq 200); do curl -fs -o /dev/null "$URL/readyz" && return; sleep 0.05; done
@@ -53,10 +60,10 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # one KIND: a single upload with bench-client; prints "MB/s peak-RSS-above-idle-MiB".
 one() {
   local kind=$1 args idle peak json=$WORK/report.json
-  start_service
+  start_service "${BIN[$kind]}"
   case $kind in
     put) args=("$URL/files" --raw) ;;
-    tus) args=("$URL/uploads/" --tus "$CHUNK") ;;
+    tus*) args=("$URL/uploads/" --tus "$CHUNK") ;;
   esac
   sync
   idle=$(rss_kib "$SVC")
@@ -80,7 +87,7 @@ PY
 
 declare -A RATE RSS
 for rep in $(seq "$REPS"); do
-  for kind in put tus; do
+  for kind in "${KINDS[@]}"; do
     read -r rate rss < <(one "$kind")
     log "rep $rep $kind: $rate MB/s, RSS +$rss MiB"
     RATE[$kind]+="$rate "
@@ -96,3 +103,8 @@ printf '%s upload, %s, medians of %s (samples in MB/s)\n' "$SIZE" "$where" "$REP
 printf '  one raw PUT            %8s MB/s  [%s]  peak RSS +%s MiB\n' "$put" "${RATE[put]% }" "$(max "${RSS[put]}")"
 printf '  tus, %s PATCHes     %8s MB/s  [%s]  peak RSS +%s MiB\n' "$CHUNK" "$tus" "${RATE[tus]% }" "$(max "${RSS[tus]}")"
 awk -v a="$tus" -v b="$put" 'BEGIN {printf "  tus / one-shot: %.2fx\n", a / b}'
+if [[ -n ${BEFORE:-} ]]; then
+  before=$(med "${RATE[tus-before]}")
+  printf '  tus at %s  %8s MB/s  [%s]  peak RSS +%s MiB\n' "$BEFORE" "$before" "${RATE[tus-before]% }" "$(max "${RSS[tus-before]}")"
+  awk -v a="$tus" -v b="$before" 'BEGIN {printf "  tus now / before: %.2fx\n", a / b}'
+fi

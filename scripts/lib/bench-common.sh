@@ -13,3 +13,15 @@ bench_setup() {
   PIDS=()
   trap 'for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 }
+
+# build_before REV: the service as it was at git revision REV, built in a worktree into
+# target/before (beside this tree's target directory, so its dependencies build once), so that
+# a change is measured against what it replaces in the same run. Prints the binary's path.
+build_before() {
+  log "building the service at $1"
+  git worktree add -q --detach "$WORK/before" "$1"
+  CARGO_TARGET_DIR=$PWD/target/before cargo build --release -q \
+    --manifest-path "$WORK/before/Cargo.toml" -p upload-http --bin upload-http
+  git worktree remove --force "$WORK/before"
+  echo "$PWD/target/before/release/upload-http"
+}

@@ -61,6 +61,10 @@ pub enum Error {
     /// Another append, completion or removal of this upload is in progress.
     #[error("upload {0} is busy with another request; retry later")]
     Locked(String),
+    /// The upload belongs to another owner than the one the request was
+    /// limited to ([`Append::owner`](crate::Append::owner)); nothing changed.
+    #[error("upload {0} belongs to another owner")]
+    NotOwner(String),
     /// The upload expired before it was completed; it is or will be removed.
     #[error("upload {0} has expired")]
     Expired(String),

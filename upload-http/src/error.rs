@@ -14,6 +14,9 @@ fn checksum_mismatch() -> StatusCode {
     StatusCode::from_u16(460).expect("460 is within 100..1000")
 }
 
+/// Why a caller may not touch what another token's owner stored.
+pub(crate) const NOT_OWNER: &str = "this belongs to another token's owner";
+
 /// An error as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -283,6 +286,7 @@ impl ApiError {
             E::StorageFull => Self::StorageFull,
             E::OffsetMismatch { offset } => Self::OffsetMismatch(offset),
             E::Locked(id) => Self::Locked(id),
+            E::NotOwner(_) => Self::Forbidden(NOT_OWNER.into()),
             E::Expired(id) => Self::Expired(id),
             e @ E::AppendChecksumMismatch { .. } => Self::UploadChecksumMismatch(e.to_string()),
             E::InvalidUpload(why) => Self::bad_request("invalid_upload", why),

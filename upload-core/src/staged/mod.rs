@@ -129,6 +129,11 @@ pub struct Append {
     pub checksum: Option<Checksum>,
     /// Declares the upload's length, if it was not known at creation.
     pub length: Option<u64>,
+    /// Only an upload this owner's ([`Retention::owner`]) is appended to;
+    /// any other is refused with [`Error::NotOwner`] before a byte is read.
+    /// `None`: any upload. Checked with the upload claimed, so a caller's
+    /// access check costs no read of its own.
+    pub owner: Option<String>,
 }
 
 impl Storage {

@@ -45,6 +45,11 @@ where
     // right after a 409 must not meet its own last request's lease.
     let prepared = async {
         let mut status = unexpired(uploads.claimed_status(&claim).await?)?;
+        if let Some(owner) = &append.owner
+            && status.retention.owner.as_ref() != Some(owner)
+        {
+            return Err(Error::NotOwner(status.id.to_string()));
+        }
         if offset != status.offset {
             return Err(Error::OffsetMismatch { offset: status.offset });
         }

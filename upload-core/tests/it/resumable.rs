@@ -16,6 +16,7 @@ use crate::common::*;
 on_both_backends!(
     appends_in_any_pieces_complete_to_the_same_object,
     a_wrong_offset_changes_nothing,
+    an_append_limited_to_another_owner_changes_nothing,
     a_bad_checksum_discards_the_append,
     a_cut_body_keeps_what_arrived_unless_checksummed,
     a_dropped_append_saves_what_arrived,
@@ -144,6 +145,24 @@ fn checksum(algorithm: ChecksumAlgorithm, data: &[u8]) -> Checksum {
     Checksum { algorithm, digest }
 }
 
+async fn an_append_limited_to_another_owner_changes_nothing(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let owned = |owner: &str| Retention { owner: Some(owner.into()), lifetime: None };
+    let upload = NewUpload { retention: owned("alice"), ..new(Some(4)) };
+    let id = t.storage.create_upload(upload).await.unwrap().id;
+    let unowned = t.storage.create_upload(new(Some(4))).await.unwrap().id;
+    let by = |owner: &str| Append { owner: Some(owner.into()), ..Default::default() };
+    for (id, owner) in [(id, "bob"), (unowned, "alice")] {
+        let err = t.storage.append(&id, 0, chunked(b"ab", &[]), by(owner)).await.unwrap_err();
+        assert!(matches!(err, Error::NotOwner(_)), "{owner}: {err:?}");
+        assert_eq!(t.storage.upload_status(&id).await.unwrap().offset, 0);
+    }
+    let status = t.storage.append(&id, 0, chunked(b"ab", &[]), by("alice")).await.unwrap();
+    assert_eq!(status.offset, 2);
+    let status = t.storage.append(&id, 2, chunked(b"cd", &[]), Append::default()).await.unwrap();
+    assert_eq!(status.offset, 4, "no owner given: any upload");
+}
+
 async fn a_bad_checksum_discards_the_append(backend: Backend) {
     let t = TestStore::open(backend).await;
     let data = bytes(2 * PART, 2);
@@ -151,7 +170,7 @@ async fn a_bad_checksum_discards_the_append(backend: Backend) {
     let (first, second) = data.split_at(PART + 3);
     for algorithm in ChecksumAlgorithm::ALL {
         let wrong = checksum(algorithm, b"other bytes");
-        let with = Append { checksum: Some(wrong), length: None };
+        let with = Append { checksum: Some(wrong), ..Default::default() };
         let err = t.storage.append(&id, 0, chunked(first, &[1000]), with).await.unwrap_err();
         assert!(
             matches!(err, Error::AppendChecksumMismatch { algorithm: a } if a == algorithm.name()),
@@ -159,9 +178,11 @@ async fn a_bad_checksum_discards_the_append(backend: Backend) {
         );
         assert_eq!(t.storage.upload_status(&id).await.unwrap().offset, 0);
     }
-    let right = Append { checksum: Some(checksum(ChecksumAlgorithm::Md5, first)), length: None };
+    let right =
+        Append { checksum: Some(checksum(ChecksumAlgorithm::Md5, first)), ..Default::default() };
     t.storage.append(&id, 0, chunked(first, &[]), right).await.unwrap();
-    let right = Append { checksum: Some(checksum(ChecksumAlgorithm::Sha1, second)), length: None };
+    let right =
+        Append { checksum: Some(checksum(ChecksumAlgorithm::Sha1, second)), ..Default::default() };
     t.storage.append(&id, first.len() as u64, chunked(second, &[5]), right).await.unwrap();
     let info = t.storage.complete_upload(&id).await.unwrap();
     assert_eq!(info.sha256, sha256_hex(&data));
@@ -178,7 +199,8 @@ async fn a_cut_body_keeps_what_arrived_unless_checksummed(backend: Backend) {
     let t = TestStore::open(backend).await;
     let data = bytes(PART + 777, 3);
     let id = t.storage.create_upload(new(Some(data.len() as u64))).await.unwrap().id;
-    let with = Append { checksum: Some(checksum(ChecksumAlgorithm::Sha256, &data)), length: None };
+    let with =
+        Append { checksum: Some(checksum(ChecksumAlgorithm::Sha256, &data)), ..Default::default() };
     let err = t.storage.append(&id, 0, cut_after(&data[..1000]), with).await.unwrap_err();
     assert!(matches!(err, Error::Body(_)), "{err:?}");
     assert_eq!(t.storage.upload_status(&id).await.unwrap().offset, 0, "checksummed: nothing kept");
@@ -232,7 +254,7 @@ async fn length_may_be_declared_later_but_never_changed(backend: Backend) {
     append(&t.storage, &id, 0, b"abc").await.unwrap();
     let err = t.storage.complete_upload(&id).await.unwrap_err();
     assert!(matches!(err, Error::InvalidUpload(_)), "unknown length: {err:?}");
-    let declare = |length| Append { checksum: None, length: Some(length) };
+    let declare = |length| Append { length: Some(length), ..Default::default() };
     let err = t.storage.append(&id, 3, chunked(b"", &[]), declare(2)).await.unwrap_err();
     assert!(matches!(err, Error::InvalidUpload(_)), "shorter than stored: {err:?}");
     t.storage.append(&id, 3, chunked(b"de", &[]), declare(6)).await.unwrap();

@@ -21,7 +21,7 @@ use actix_web::HttpRequest;
 
 use super::{Caller, Scope, Who};
 use crate::Settings;
-use crate::error::ApiError;
+use crate::error::{ApiError, NOT_OWNER};
 
 /// Which files a listing shows.
 #[derive(Debug)]
@@ -57,9 +57,7 @@ impl Caller {
             Who::Everyone => Ok(()),
             Who::Token { scopes, .. } if scopes.has(Scope::Admin) => Ok(()),
             Who::Token { name, .. } if owner == Some(&**name) => Ok(()),
-            Who::Token { .. } => {
-                Err(ApiError::Forbidden("this belongs to another token's owner".into()))
-            }
+            Who::Token { .. } => Err(ApiError::Forbidden(NOT_OWNER.into())),
             Who::Anonymous | Who::Unknown => Err(self.unauthorized()),
         }
     }
@@ -72,6 +70,17 @@ impl Caller {
             Who::Anonymous if self.auth().public_read => Ok(true),
             Who::Token { scopes, .. } => Ok(scopes.has(Scope::Read) || self.auth().public_read),
             Who::Anonymous | Who::Unknown => Err(self.unauthorized()),
+        }
+    }
+
+    /// Whose unfinished uploads this caller may change, for the storage to
+    /// check under its claim: `None` for any (an admin), else its own.
+    /// `Err` unless it holds `write`.
+    pub(crate) fn upload_owner(&self) -> Result<Option<String>, ApiError> {
+        self.require(Scope::Write)?;
+        match &self.who {
+            Who::Token { name, scopes } if !scopes.has(Scope::Admin) => Ok(Some(name.to_string())),
+            _ => Ok(None),
         }
     }
 

@@ -196,10 +196,7 @@ async fn patch_upload(
     }
     let offset = headers::number(headers, "upload-offset")?
         .ok_or_else(|| ApiError::bad_request("invalid_header", "Upload-Offset is required"))?;
-    match owned_upload(state, caller, &id).await {
-        Err(ApiError::NotFound(_)) => return completed(state, req, caller, &id, offset).await,
-        other => other?,
-    };
+    // The append checks the owner itself, under its claim.
     let status = match append(state, req, caller, &id, offset, payload).await {
         Err(ApiError::NotFound(_)) => return completed(state, req, caller, &id, offset).await,
         other => other?,
@@ -243,7 +240,8 @@ async fn append(
             what: "Upload-Length",
         });
     }
-    let append = Append { checksum: headers::checksum(headers)?, length };
+    let append =
+        Append { checksum: headers::checksum(headers)?, length, owner: caller.upload_owner()? };
     let _in_flight = state.metrics.upload_in_flight();
     let body = state.body(payload, caller).map(|chunk| chunk.map_err(BodyError::from_payload));
     let status =
