@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use time::OffsetDateTime;
 
 use super::record::Record;
@@ -22,6 +22,8 @@ pub(crate) struct Lease {
     pub(super) id: ObjectId,
     /// The upload's state, read once the lease was held.
     pub(super) record: Option<Record>,
+    /// The objects beside the leases, as listed once the lease was written.
+    pub(super) seen: Vec<ObjectMeta>,
     store: AmazonS3,
     key: Path,
     /// Started once the lease is written.
@@ -48,13 +50,21 @@ impl Drop for Lease {
 }
 
 impl Lease {
-    /// Writes a lease in `dir` and keeps it if it is the only live one
-    /// there; else takes it back and fails with `Error::Locked`.
-    pub(super) async fn acquire(store: &AmazonS3, id: &ObjectId, dir: &str) -> Result<Self> {
-        let key = Path::from(format!("{dir}{}", ObjectId::new()));
+    /// Writes a lease in `dir` + `locks` and keeps it if it is the only live
+    /// one there; else takes it back and fails with `Error::Locked`. The
+    /// listing covers all of `dir`: what else it holds is kept in `seen`.
+    pub(super) async fn acquire(
+        store: &AmazonS3,
+        id: &ObjectId,
+        dir: &str,
+        locks: &str,
+    ) -> Result<Self> {
+        let locks = format!("{dir}{locks}");
+        let key = Path::from(format!("{locks}{}", ObjectId::new()));
         let mut lease = Self {
             id: *id,
             record: None,
+            seen: Vec::new(),
             store: store.clone(),
             key: key.clone(),
             renewal: None,
@@ -74,20 +84,18 @@ impl Lease {
         });
         let live_after = OffsetDateTime::now_utc() - LEASE_TTL;
         let live_after_ms = (live_after.unix_timestamp_nanos() / 1_000_000) as i64;
-        let others = store
-            .list(Some(&Path::from(dir)))
-            .try_filter(|meta| {
-                let live = meta.last_modified.timestamp_millis() > live_after_ms;
-                std::future::ready(live && meta.location != key)
-            })
-            .boxed()
-            .try_next()
-            .await
-            .map_err(unavailable)?;
-        if others.is_some() {
+        let listed: Vec<ObjectMeta> =
+            store.list(Some(&Path::from(dir))).try_collect().await.map_err(unavailable)?;
+        let (leases, seen): (Vec<_>, _) =
+            listed.into_iter().partition(|meta| meta.location.as_ref().starts_with(&locks));
+        let others = leases.iter().any(|meta| {
+            meta.last_modified.timestamp_millis() > live_after_ms && meta.location != key
+        });
+        if others {
             lease.release().await;
             return Err(Error::Locked(id.to_string()));
         }
+        lease.seen = seen;
         Ok(lease)
     }
 

@@ -57,7 +57,7 @@ impl Marks {
         let dir = format!("{}counters/{key}/", self.prefix);
         let mut wait = Duration::from_millis(10);
         for _ in 1..COUNT_TRIES {
-            match Lease::acquire(&self.store, &key, &format!("{dir}lease/")).await {
+            match Lease::acquire(&self.store, &key, &dir, "lease/").await {
                 Ok(lease) => {
                     let counted = self.count_held(&dir, key, max).await;
                     lease.release().await;

@@ -164,6 +164,7 @@ impl S3Store {
             prefix: prefix.clone(),
             part_size: part_size as usize,
             concurrency: config.concurrency,
+            saved: Default::default(),
         });
         let marks = Marks { store: store.clone(), prefix: prefix.clone() };
         Ok(Self {

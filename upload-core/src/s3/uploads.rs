@@ -15,13 +15,18 @@
 //!   and both back off with `Locked`). A lease lapses `LEASE_TTL` after it
 //!   was last renewed, so one held by a killed replica frees the upload.
 //!
+//! A replica keeps the states it saved last, by their ETags: the lease's
+//! listing shows the state's ETag, and when it is the one this replica
+//! saved, the claim needs no `GET` of the state (an ETag names the content).
+//!
 //! A completed upload becomes `objects/<id>` as a one-shot put does: the
 //! multipart upload completes under `uploads/<id>/data` and is copied
 //! server-side with its metadata (S3 fixes metadata when an upload starts,
 //! before the SHA-256 is known). On Garage the copy shares the blocks; on
 //! AWS it is a copy inside the store (no byte passes through the service).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -52,6 +57,48 @@ fn claimed(lease: &Lease) -> Result<&Record> {
 /// The state is small; a bigger object is not ours.
 const STATE_MAX: usize = 1 << 20;
 
+/// At most this many saved states are kept in memory; past it, all are
+/// forgotten (and read again from the bucket when next claimed).
+const SAVED_MAX: usize = 1024;
+
+/// The states this replica saved last, by upload, with their ETags.
+#[derive(Default)]
+pub(super) struct Saved(Mutex<HashMap<ObjectId, (String, Record)>>);
+
+impl Saved {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, (String, Record)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The state saved with `etag`, if this replica saved it.
+    fn get(&self, id: &ObjectId, etag: &str) -> Option<Record> {
+        let map = self.map();
+        map.get(id).filter(|(saved, _)| saved == etag).map(|(_, record)| record.clone())
+    }
+
+    fn put(&self, id: ObjectId, etag: Option<String>, record: &Record) {
+        let mut map = self.map();
+        match etag {
+            Some(etag) => {
+                if map.len() >= SAVED_MAX {
+                    map.clear();
+                }
+                map.insert(id, (etag, record.clone()));
+            }
+            None => drop(map.remove(&id)),
+        }
+    }
+
+    fn forget(&self, id: &ObjectId) {
+        self.map().remove(id);
+    }
+}
+
+/// ETags are quoted in some responses and not in others.
+fn unquoted(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
 /// The bucket's resumable uploads.
 pub(crate) struct S3Uploads {
     pub(super) store: AmazonS3,
@@ -59,6 +106,7 @@ pub(crate) struct S3Uploads {
     pub(super) prefix: String,
     pub(super) part_size: usize,
     pub(super) concurrency: usize,
+    pub(super) saved: Saved,
 }
 
 impl std::fmt::Debug for S3Uploads {
@@ -96,9 +144,24 @@ impl S3Uploads {
 
     async fn write(&self, record: &Record) -> Result<()> {
         let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        let path = self.path(&record.status.id, "state");
-        self.store.put(&path, json.into()).await.map_err(unavailable)?;
+        let id = record.status.id;
+        let put = self.store.put(&self.path(&id, "state"), json.into()).await;
+        // A failed PUT may still have replaced the state: forget it.
+        let etag = put.as_ref().ok().and_then(|put| put.e_tag.as_deref().map(unquoted));
+        self.saved.put(id, etag, record);
+        put.map_err(unavailable)?;
         Ok(())
+    }
+
+    /// The state, from memory if the listing shows the one this replica saved.
+    async fn claimed_record(&self, lease: &Lease) -> Result<Record> {
+        let state = self.path(&lease.id, "state");
+        let listed = lease.seen.iter().find(|meta| meta.location == state);
+        let etag = listed.and_then(|meta| meta.e_tag.as_deref().map(unquoted));
+        match etag.and_then(|etag| self.saved.get(&lease.id, &etag)) {
+            Some(record) => Ok(record),
+            None => self.read(&lease.id).await,
+        }
     }
 
     /// The tail's bytes, in memory (less than a part).
@@ -133,6 +196,7 @@ impl S3Uploads {
 
     /// Deletes everything under `uploads/<id>/` and aborts its multipart uploads.
     async fn remove_all(&self, id: &ObjectId) -> Result<()> {
+        self.saved.forget(id);
         let dir = self.dir(id);
         for upload in self.signed.multipart_uploads(&dir).await? {
             self.signed.abort_multipart(&upload).await?;
@@ -161,8 +225,8 @@ impl UploadStore for S3Uploads {
     type Sink = AppendSink;
 
     async fn claim(&self, id: &ObjectId) -> Result<Lease> {
-        let mut lease = Lease::acquire(&self.store, id, &format!("{}lock/", self.dir(id))).await?;
-        match self.read(id).await {
+        let mut lease = Lease::acquire(&self.store, id, &self.dir(id), "lock/").await?;
+        match self.claimed_record(&lease).await {
             Ok(record) => {
                 lease.record = Some(record);
                 Ok(lease)

@@ -24,6 +24,7 @@ on_both_backends!(
     length_may_be_declared_later_but_never_changed,
     limits_hold_across_appends,
     one_append_at_a_time,
+    replicas_taking_turns_append_from_each_others_state,
     expired_uploads_are_refused_then_swept,
     partials_concatenate_in_order,
     an_aborted_upload_leaves_nothing,
@@ -298,6 +299,32 @@ async fn one_append_at_a_time(backend: Backend) {
     assert!(matches!(err, Error::OffsetMismatch { offset: 4 }), "{err:?}");
     t.storage.complete_upload(&id).await.unwrap();
     assert_eq!(read(&t.storage, &id, None).await, b"abcd");
+}
+
+/// Each replica remembers the state it saved last: a turn of another one
+/// in between must not make it append from its own older state.
+async fn replicas_taking_turns_append_from_each_others_state(backend: Backend) {
+    let t = TestStore::open(backend).await;
+    let replica = match backend {
+        Backend::S3 => t.replica().await,
+        Backend::Local => t.storage.clone(),
+    };
+    let data = bytes(3 * PART + 5, 11);
+    let id = t.storage.create_upload(new(Some(data.len() as u64))).await.unwrap().id;
+    let cuts = [0, PART + 1, 2 * PART, 2 * PART + 7, data.len()];
+    for (turn, piece) in cuts.windows(2).enumerate() {
+        let me = if turn % 2 == 0 { &t.storage } else { &replica };
+        let (from, to) = (piece[0] as u64, piece[1] as u64);
+        if turn > 1 {
+            // At the offset where its own last append left the upload.
+            let err = append(me, &id, cuts[turn - 1] as u64, b"x").await.unwrap_err();
+            assert!(matches!(err, Error::OffsetMismatch { offset } if offset == from), "{err:?}");
+        }
+        assert_eq!(append(me, &id, from, &data[piece[0]..piece[1]]).await.unwrap(), to);
+    }
+    let info = replica.complete_upload(&id).await.unwrap();
+    assert_eq!(info.sha256, sha256_hex(&data));
+    assert_eq!(read(&t.storage, &id, None).await, data);
 }
 
 /// The chunks sent on `rx`; tells `started` when it is first read.
