@@ -28,6 +28,7 @@ mod lease;
 mod marks;
 mod metadata;
 mod record;
+mod saved;
 mod signed;
 mod sink;
 mod uploads;

@@ -25,8 +25,7 @@
 //! before the SHA-256 is known). On Garage the copy shares the blocks; on
 //! AWS it is a copy inside the store (no byte passes through the service).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -41,6 +40,7 @@ use super::append::AppendSink;
 use super::lease::Lease;
 use super::metadata::attributes;
 use super::record::{Record, Tail};
+use super::saved::{Saved, unquoted};
 use super::signed::{Signed, unavailable};
 use super::sink::S3Sink;
 use crate::backend::{ObjectSink, Sink};
@@ -56,48 +56,6 @@ fn claimed(lease: &Lease) -> Result<&Record> {
 
 /// The state is small; a bigger object is not ours.
 const STATE_MAX: usize = 1 << 20;
-
-/// At most this many saved states are kept in memory; past it, all are
-/// forgotten (and read again from the bucket when next claimed).
-const SAVED_MAX: usize = 1024;
-
-/// The states this replica saved last, by upload, with their ETags.
-#[derive(Default)]
-pub(super) struct Saved(Mutex<HashMap<ObjectId, (String, Record)>>);
-
-impl Saved {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, (String, Record)>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The state saved with `etag`, if this replica saved it.
-    fn get(&self, id: &ObjectId, etag: &str) -> Option<Record> {
-        let map = self.map();
-        map.get(id).filter(|(saved, _)| saved == etag).map(|(_, record)| record.clone())
-    }
-
-    fn put(&self, id: ObjectId, etag: Option<String>, record: &Record) {
-        let mut map = self.map();
-        match etag {
-            Some(etag) => {
-                if map.len() >= SAVED_MAX {
-                    map.clear();
-                }
-                map.insert(id, (etag, record.clone()));
-            }
-            None => drop(map.remove(&id)),
-        }
-    }
-
-    fn forget(&self, id: &ObjectId) {
-        self.map().remove(id);
-    }
-}
-
-/// ETags are quoted in some responses and not in others.
-fn unquoted(etag: &str) -> String {
-    etag.trim_matches('"').to_owned()
-}
 
 /// The bucket's resumable uploads.
 pub(crate) struct S3Uploads {
