@@ -149,7 +149,12 @@ impl UploadStore for LocalUploads {
     }
 
     /// Cuts off what a failed append left past the saved offset.
-    async fn resume(&self, _claim: &Claim, status: &UploadStatus) -> Result<LocalSink> {
+    async fn resume(
+        &self,
+        _claim: &Claim,
+        status: &UploadStatus,
+        _body_length: Option<u64>,
+    ) -> Result<LocalSink> {
         let (dir, id, offset) = (self.dir(&status.id), status.id, status.offset);
         let (fsync, direct) = (self.fsync, self.direct);
         let job = blocking(move || {

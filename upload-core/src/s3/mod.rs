@@ -31,6 +31,7 @@ mod record;
 mod saved;
 mod signed;
 mod sink;
+mod streamed;
 mod uploads;
 
 pub use config::S3Config;
@@ -157,8 +158,19 @@ impl S3Store {
             .build()
             .map_err(|e| invalid(e.to_string()))?;
         let credential = AwsCredential { key_id, secret_key: secret, token };
-        let signed =
-            Arc::new(Signed { http, credential, region, bucket_url, bucket: bucket.clone() });
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
+        let signed = Arc::new(Signed {
+            http,
+            credential,
+            region,
+            bucket_url,
+            bucket: bucket.clone(),
+            streaming,
+            request_timeout: config.request_timeout,
+        });
         let uploads = Arc::new(S3Uploads {
             store: store.clone(),
             signed: Arc::clone(&signed),

@@ -35,6 +35,11 @@ pub(super) struct Signed {
     pub(super) region: String,
     pub(super) bucket_url: String,
     pub(super) bucket: String,
+    /// For [`upload_part`](Self::upload_part), whose requests last as long as
+    /// their client's body: no overall timeout.
+    pub(super) streaming: reqwest::Client,
+    /// How long a request's answer may take.
+    pub(super) request_timeout: std::time::Duration,
 }
 
 impl Signed {
@@ -63,6 +68,52 @@ impl Signed {
             .send()
             .await
             .map_err(unavailable)
+    }
+
+    /// `UploadPart` of `size` bytes streamed from `body` (unsigned, as every
+    /// payload is here); returns the part's ETag.
+    pub(super) async fn upload_part<S>(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: usize,
+        size: usize,
+        body: S,
+    ) -> Result<String>
+    where
+        S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    {
+        let query = format!("?partNumber={part_number}&uploadId={}", utf8_query(upload_id));
+        let url = format!("{}/{key}{query}", self.bucket_url);
+        let mut request = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(&url)
+            .header(http::header::CONTENT_LENGTH, size)
+            .body(HttpRequestBody::empty())
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        AwsAuthorizer::new(&self.credential, "s3", &self.region)
+            .with_sign_payload(false)
+            .try_authorize(&mut request, None)
+            .map_err(unavailable)?;
+        let (parts, _) = request.into_parts();
+        let response = self
+            .streaming
+            .put(url)
+            .headers(parts.headers)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = response.status();
+        let etag = response.headers().get(http::header::ETAG).cloned();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(Error::Unavailable(format!(
+                "part {part_number} of {key}: {status} {body}"
+            )));
+        }
+        let etag = etag.and_then(|etag| etag.to_str().ok().map(str::to_owned));
+        etag.ok_or_else(|| Error::Unavailable(format!("part {part_number} of {key}: no ETag")))
     }
 
     /// Server-side copy that replaces the metadata, which object_store's `copy` keeps.

@@ -219,12 +219,18 @@ impl UploadStore for S3Uploads {
         Ok(self.read(id).await?.status)
     }
 
-    async fn resume(&self, lease: &Lease, status: &UploadStatus) -> Result<AppendSink> {
+    async fn resume(
+        &self,
+        lease: &Lease,
+        status: &UploadStatus,
+        body_length: Option<u64>,
+    ) -> Result<AppendSink> {
         let record = claimed(lease)?.clone();
         let pending = self.tail_bytes(record.tail.as_ref()).await?;
         let pending_len = pending.iter().map(Bytes::len).sum();
         Ok(AppendSink {
             store: self.store.clone(),
+            signed: Arc::clone(&self.signed),
             data: self.path(&status.id, "data"),
             tail_dir: self.dir(&status.id) + "tail/",
             next_index: record.parts.len(),
@@ -233,6 +239,9 @@ impl UploadStore for S3Uploads {
             concurrency: self.concurrency,
             pending,
             pending_len,
+            to_come: body_length,
+            streamed: None,
+            cut: None,
             in_flight: JoinSet::new(),
             new_parts: Vec::new(),
             new_tail: None,

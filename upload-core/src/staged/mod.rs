@@ -134,6 +134,11 @@ pub struct Append {
     /// `None`: any upload. Checked with the upload claimed, so a caller's
     /// access check costs no read of its own.
     pub owner: Option<String>,
+    /// The body's length, if known (an HTTP `Content-Length`): on S3, each
+    /// whole part it completes is then sent while its bytes arrive, not
+    /// after its last. A body that ends sooner keeps what arrived, as any
+    /// interrupted append does.
+    pub body_length: Option<u64>,
 }
 
 impl Storage {

@@ -56,7 +56,7 @@ where
         if let Some(length) = append.length {
             declare_length(&mut status, length)?;
         }
-        let sink = uploads.resume(&claim, &status).await?;
+        let sink = uploads.resume(&claim, &status, append.body_length).await?;
         Ok((status, sink))
     };
     let (status, sink) = match prepared.await {

@@ -35,12 +35,13 @@ pub(crate) trait UploadStore: Send + Sync + 'static {
     /// The saved state.
     fn status(&self, id: &ObjectId) -> impl Future<Output = Result<UploadStatus>> + Send;
 
-    /// A sink that appends at `status.offset`; dropped or aborted, it leaves
-    /// the upload as it was saved.
+    /// A sink that appends at `status.offset` a body of `body_length` bytes
+    /// if known; dropped or aborted, it leaves the upload as it was saved.
     fn resume(
         &self,
         claim: &Self::Claim,
         status: &UploadStatus,
+        body_length: Option<u64>,
     ) -> impl Future<Output = Result<Self::Sink>> + Send;
 
     /// Saves `status`, whose new bytes `sink` made durable (`finish`ed).

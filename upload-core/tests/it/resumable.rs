@@ -42,11 +42,12 @@ async fn appends_dropped_at_any_moment_store_exactly_what_they_saved(backend: Ba
     for round in 0..24u64 {
         let storage = t.storage.clone();
         let rest = data.slice(offset..);
+        let with = if round % 2 == 0 { sized(rest.len()) } else { Append::default() };
         let append = tokio::spawn(async move {
             let chunks = (0..rest.len()).step_by(100_000).map(move |at| {
                 Ok::<_, std::io::Error>(rest.slice(at..(at + 100_000).min(rest.len())))
             });
-            storage.append(&id, offset as u64, stream::iter(chunks), Append::default()).await
+            storage.append(&id, offset as u64, stream::iter(chunks), with).await
         });
         tokio::time::sleep(Duration::from_micros(2_000 + round * 1_300)).await;
         append.abort();
@@ -82,14 +83,20 @@ fn new(length: Option<u64>) -> NewUpload {
     }
 }
 
+/// An append whose body's length is known, as an HTTP `Content-Length`
+/// tells it (on S3, its parts are streamed while their bytes arrive).
+fn sized(len: usize) -> Append {
+    Append { body_length: Some(len as u64), ..Append::default() }
+}
+
 async fn append(
     storage: &Storage,
     id: &ObjectId,
     offset: u64,
     data: &[u8],
 ) -> upload_core::Result<u64> {
-    let status =
-        storage.append(id, offset, chunked(data, &[data.len() / 3, 7]), Append::default()).await?;
+    let body = chunked(data, &[data.len() / 3, 7]);
+    let status = storage.append(id, offset, body, sized(data.len())).await?;
     Ok(status.offset)
 }
 
@@ -200,13 +207,14 @@ async fn a_cut_body_keeps_what_arrived_unless_checksummed(backend: Backend) {
     let t = TestStore::open(backend).await;
     let data = bytes(PART + 777, 3);
     let id = t.storage.create_upload(new(Some(data.len() as u64))).await.unwrap().id;
-    let with =
-        Append { checksum: Some(checksum(ChecksumAlgorithm::Sha256, &data)), ..Default::default() };
+    // The whole length declared: on S3, a part was under way when the body stopped.
+    let checksum = Some(checksum(ChecksumAlgorithm::Sha256, &data));
+    let with = Append { checksum, ..sized(data.len()) };
     let err = t.storage.append(&id, 0, cut_after(&data[..1000]), with).await.unwrap_err();
     assert!(matches!(err, Error::Body(_)), "{err:?}");
     assert_eq!(t.storage.upload_status(&id).await.unwrap().offset, 0, "checksummed: nothing kept");
     let err =
-        t.storage.append(&id, 0, cut_after(&data[..1000]), Append::default()).await.unwrap_err();
+        t.storage.append(&id, 0, cut_after(&data[..1000]), sized(data.len())).await.unwrap_err();
     assert!(matches!(err, Error::Body(_)), "{err:?}");
     assert_eq!(t.storage.upload_status(&id).await.unwrap().offset, 1000);
 
@@ -231,7 +239,8 @@ async fn a_dropped_append_saves_what_arrived(backend: Backend) {
     let (started, _) = tokio::sync::oneshot::channel();
     let storage = t.storage.clone();
     let body = body_from(rx, started);
-    let append = tokio::spawn(async move { storage.append(&id, 0, body, Append::default()).await });
+    let with = sized(data.len());
+    let append = tokio::spawn(async move { storage.append(&id, 0, body, with).await });
     let cuts = [0, WRITE_CHUNK + 5, WRITE_CHUNK + 1005, WRITE_CHUNK + 1010];
     for piece in cuts.windows(2) {
         tx.send(Ok(Bytes::copy_from_slice(&data[piece[0]..piece[1]]))).await.unwrap();

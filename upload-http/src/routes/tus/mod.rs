@@ -240,8 +240,12 @@ async fn append(
             what: "Upload-Length",
         });
     }
-    let append =
-        Append { checksum: headers::checksum(headers)?, length, owner: caller.upload_owner()? };
+    let append = Append {
+        checksum: headers::checksum(headers)?,
+        length,
+        owner: caller.upload_owner()?,
+        body_length: headers::number(headers, "content-length")?,
+    };
     let _in_flight = state.metrics.upload_in_flight();
     let body = state.body(payload, caller).map(|chunk| chunk.map_err(BodyError::from_payload));
     let status =
