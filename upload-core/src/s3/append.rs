@@ -91,26 +91,27 @@ impl AppendSink {
             if self.streamed.is_none() && self.streamable() {
                 self.start_streamed();
             }
-            let piece = match &mut self.streamed {
+            let taken = match &mut self.streamed {
                 Some(part) => {
                     let piece = bytes.split_to(part.missing().min(bytes.len()));
-                    part.feed(piece.clone());
+                    let taken = piece.len();
+                    part.feed(piece);
                     if part.missing() == 0 {
                         self.streamed = None;
                     }
-                    piece
+                    taken
                 }
                 None => {
-                    let piece = std::mem::take(&mut bytes);
-                    self.pending_len += piece.len();
-                    self.pending.push(piece.clone());
+                    let taken = bytes.len();
+                    self.pending_len += taken;
+                    self.pending.push(std::mem::take(&mut bytes));
                     while self.pending_len >= self.part_size {
                         self.send_part();
                     }
-                    piece
+                    taken
                 }
             };
-            self.to_come = self.to_come.map(|rest| rest.saturating_sub(piece.len() as u64));
+            self.to_come = self.to_come.map(|rest| rest.saturating_sub(taken as u64));
         }
     }
 
