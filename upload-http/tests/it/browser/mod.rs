@@ -42,7 +42,13 @@ fn rows(browser: &Browser) -> Vec<(String, String, String)> {
 /// Waits for the browser to finish saving `name` into its downloads folder.
 fn downloaded(browser: &Browser, name: &str) -> Vec<u8> {
     let path = browser.downloads.join(name);
-    eventually(|| path.exists());
+    // Chromium reserves the name with an empty file while it writes a
+    // `.crdownload` beside it, then renames that over it.
+    let in_progress = || {
+        let mut entries = std::fs::read_dir(&browser.downloads).into_iter().flatten().flatten();
+        entries.any(|e| e.file_name().to_string_lossy().ends_with(".crdownload"))
+    };
+    eventually(|| path.exists() && !in_progress());
     std::fs::read(path).unwrap()
 }
 
