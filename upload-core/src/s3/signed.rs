@@ -43,14 +43,17 @@ pub(super) struct Signed {
 }
 
 impl Signed {
-    /// Sends a SigV4-signed request with an empty body to `key` (with its
-    /// query, if any) in the bucket.
-    pub(super) async fn send(
+    /// A SigV4-signed request to `key` (with its query, if any) in the
+    /// bucket, on `client`. With `sign_payload`, its body is signed as
+    /// empty; without, as `UNSIGNED-PAYLOAD`, for a body streamed later.
+    fn request(
         &self,
+        client: &reqwest::Client,
         method: http::Method,
         key: &str,
         headers: http::HeaderMap,
-    ) -> Result<reqwest::Response> {
+        sign_payload: bool,
+    ) -> Result<reqwest::RequestBuilder> {
         let url = format!("{}/{key}", self.bucket_url);
         let mut request = http::Request::builder()
             .method(method)
@@ -59,15 +62,23 @@ impl Signed {
             .map_err(|e| Error::Unavailable(e.to_string()))?;
         *request.headers_mut() = headers;
         AwsAuthorizer::new(&self.credential, "s3", &self.region)
+            .with_sign_payload(sign_payload)
             .try_authorize(&mut request, None)
             .map_err(unavailable)?;
         let (parts, _) = request.into_parts();
-        self.http
-            .request(parts.method, url)
-            .headers(parts.headers)
-            .send()
-            .await
-            .map_err(unavailable)
+        Ok(client.request(parts.method, url).headers(parts.headers))
+    }
+
+    /// Sends a SigV4-signed request with an empty body to `key` (with its
+    /// query, if any) in the bucket.
+    pub(super) async fn send(
+        &self,
+        method: http::Method,
+        key: &str,
+        headers: http::HeaderMap,
+    ) -> Result<reqwest::Response> {
+        let request = self.request(&self.http, method, key, headers, true)?;
+        request.send().await.map_err(unavailable)
     }
 
     /// `UploadPart` of `size` bytes streamed from `body` (unsigned, as every
@@ -84,26 +95,17 @@ impl Signed {
         S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
     {
         let query = format!("?partNumber={part_number}&uploadId={}", utf8_query(upload_id));
-        let url = format!("{}/{key}{query}", self.bucket_url);
-        let mut request = http::Request::builder()
-            .method(http::Method::PUT)
-            .uri(&url)
-            .header(http::header::CONTENT_LENGTH, size)
-            .body(HttpRequestBody::empty())
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        AwsAuthorizer::new(&self.credential, "s3", &self.region)
-            .with_sign_payload(false)
-            .try_authorize(&mut request, None)
-            .map_err(unavailable)?;
-        let (parts, _) = request.into_parts();
-        let response = self
-            .streaming
-            .put(url)
-            .headers(parts.headers)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, size.into());
+        let request = self.request(
+            &self.streaming,
+            http::Method::PUT,
+            &format!("{key}{query}"),
+            headers,
+            false,
+        )?;
+        let response =
+            request.body(reqwest::Body::wrap_stream(body)).send().await.map_err(unavailable)?;
         let status = response.status();
         let etag = response.headers().get(http::header::ETAG).cloned();
         if !status.is_success() {
